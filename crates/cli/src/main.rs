@@ -1,0 +1,5 @@
+//! The `fastburn` command line.
+
+fn main() {
+    println!("fastburn {}", env!("CARGO_PKG_VERSION"));
+}

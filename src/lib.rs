@@ -1,0 +1,43 @@
+#![warn(missing_docs)]
+//! # fastburn
+//!
+//! fastai's image-classification recipe in pure Rust, on [Burn](https://burn.dev): the same
+//! code trains on a GPU (wgpu) or a CPU (flex, ndarray), picked at run time by a
+//! [`Device`](burn::tensor::Device).
+//!
+//! This crate is the facade: it re-exports the workspace's crates as modules and forwards
+//! the backend features.
+//!
+//! ## Crate map
+//! - [`data`] — CSV / folder datasets, validation, splits, decoding, the resize cache,
+//!   augmentation (CPU and on-device), the parallel loader, `show_batch`, synthetic data.
+//! - [`models`] — torchvision-compatible ResNets, the fastai head, layer groups, weights.
+//! - [`metrics`] — F-beta (Kaggle's samples-averaged F2), accuracy, thresholds, ROC-AUC.
+//! - [`learner`] — the training loop: `lr_find`, SGDR, one-cycle, `fine_tune`, freezing,
+//!   discriminative learning rates, callbacks, checkpoints, TTA, prediction.
+//! - [`device`] — pick a backend from `auto|flex|ndarray|wgpu`.
+//! - [`prelude`] — the names most programs use.
+//!
+//! ## Features
+//! - `flex` (default): Burn's pure-Rust CPU backend.
+//! - `ndarray`: Burn's older CPU backend (much slower on convolutions; kept for users who
+//!   ask for it).
+//! - `wgpu`: GPUs through Vulkan / Metal / DX12 (and Mesa's lavapipe on CPU-only machines).
+//! - `pretrained`: download torchvision weights (HTTPS client).
+
+pub use burn;
+pub use fastburn_data as data;
+pub use fastburn_learner as learner;
+pub use fastburn_metrics as metrics;
+pub use fastburn_models as models;
+
+pub mod device;
+
+/// The names most programs use.
+pub mod prelude {
+    pub use crate::data::{
+        AugPolicy, CsvConfig, DataLoaders, DataLoadersConfig, ItemList, Splitter, Task, Vocab,
+    };
+    pub use crate::device::DeviceChoice;
+    pub use burn::tensor::{Device, Tensor};
+}
