@@ -9,9 +9,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fastburn::data::synth::SynthConfig;
-use fastburn::data::{
-    AugPolicy, CsvConfig, DataLoader, ImageDataset, LoaderConfig, Transforms,
-};
+use fastburn::data::{AugPolicy, CsvConfig, DataLoader, ImageDataset, LoaderConfig, Transforms};
 
 const N: usize = 128;
 

@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if labels.is_file() {
         println!("using the cached synthetic dataset in {}", data.display());
     } else {
-        let summary = SynthConfig::new(data.clone()).with_n(1000).with_n_test(200).generate()?;
+        let summary = SynthConfig::new(data.clone())
+            .with_n(1000)
+            .with_n_test(200)
+            .generate()?;
         println!(
             "generated 1000 + 200 synthetic Planet-like chips (128 px) in {:.1} s",
             t0.elapsed().as_secs_f64()
@@ -30,11 +33,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let csv = CsvConfig::new(labels, data.join("train-jpg"));
     let list = csv.load()?;
-    println!("{} images, {} tags, task {:?}", list.len(), list.vocab.len(), list.task);
+    println!(
+        "{} images, {} tags, task {:?}",
+        list.len(),
+        list.vocab.len(),
+        list.task
+    );
     let counts = list.class_counts();
     println!("{:<20} {:>6} {:>7}", "tag", "images", "share");
     for (tag, n) in list.vocab.classes().iter().zip(&counts) {
-        println!("{tag:<20} {n:>6} {:>6.1}%", 100.0 * *n as f64 / list.len() as f64);
+        println!(
+            "{tag:<20} {n:>6} {:>6.1}%",
+            100.0 * *n as f64 / list.len() as f64
+        );
     }
     assert_eq!(list.vocab.len(), PLANET_TAGS.len());
 
