@@ -1,0 +1,160 @@
+//! Body + head: the transfer-learning model, and its layer groups.
+
+use burn::module::ParamGroup;
+use burn::prelude::*;
+
+use crate::{Arch, Head, HeadConfig, ResNetBody, ResNetConfig};
+
+/// Configuration of a [`VisionModel`]: fastai's `vision_learner` model, a ResNet body cut
+/// before its pooling plus [`create_head`](HeadConfig).
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use fastburn_models::{Arch, VisionModelConfig};
+///
+/// let device = Device::flex();
+/// let model = VisionModelConfig::new(Arch::ResNet18, 17)
+///     .with_base_width(8)
+///     .init(&device);
+/// // Any input size ≥ 32 px works: progressive resizing changes it between stages.
+/// for size in [32, 64, 96] {
+///     let logits = model.forward(Tensor::zeros([2, 3, size, size], &device));
+///     assert_eq!(logits.dims(), [2, 17]);
+/// }
+/// assert_eq!(model.n_groups(), 3);
+/// ```
+#[derive(Config, Debug)]
+pub struct VisionModelConfig {
+    /// Architecture of the body.
+    pub arch: Arch,
+    /// Number of outputs.
+    pub n_classes: usize,
+    /// Input channels (a pretrained 3-channel body is adapted by
+    /// [`init_with_body`](Self::init_with_body)).
+    #[config(default = 3)]
+    pub in_channels: usize,
+    /// Base width of the body (torchvision: 64).
+    #[config(default = 64)]
+    pub base_width: usize,
+    /// Hidden layer widths of the head.
+    #[config(default = "vec![512]")]
+    pub lin_ftrs: Vec<usize>,
+    /// Dropout of the head (fastai's `ps`).
+    #[config(default = 0.5)]
+    pub ps: f64,
+    /// Concat pool in the head.
+    #[config(default = true)]
+    pub concat_pool: bool,
+}
+
+/// A body and a head; see [`VisionModelConfig`].
+#[derive(Module, Debug)]
+pub struct VisionModel {
+    /// The ResNet cut before its pooling.
+    pub body: ResNetBody,
+    /// fastai's head.
+    pub head: Head,
+}
+
+impl VisionModelConfig {
+    /// The head's configuration for a body with `n_in` output channels.
+    pub fn head_config(&self, n_in: usize) -> HeadConfig {
+        HeadConfig::new(n_in, self.n_classes)
+            .with_lin_ftrs(self.lin_ftrs.clone())
+            .with_ps(self.ps)
+            .with_concat_pool(self.concat_pool)
+    }
+
+    /// A model with a randomly initialised body (torchvision's init) and head.
+    ///
+    /// # Panics
+    /// On a zero size or `ps` outside `[0, 1)`.
+    pub fn init(&self, device: &Device) -> VisionModel {
+        let body = ResNetConfig::new(self.arch)
+            .with_in_channels(self.in_channels)
+            .with_base_width(self.base_width)
+            .init_body(device);
+        self.init_with_body(body, device)
+    }
+
+    /// A model around a given (typically pretrained, see [`load_body`](crate::load_body))
+    /// body, with a fresh head. If the body's stem has another number of input channels than
+    /// `in_channels`, it is adapted with fastai's rule
+    /// ([`ChannelAdapt::Fastai`](crate::ChannelAdapt::Fastai)), as fastai's `create_body`
+    /// does. `base_width` is ignored: the body has its own.
+    ///
+    /// # Panics
+    /// If the body's architecture is not `arch` (block counts or type differ), or on a zero
+    /// size or `ps` outside `[0, 1)`.
+    pub fn init_with_body(&self, body: ResNetBody, device: &Device) -> VisionModel {
+        assert_eq!(
+            body.arch(),
+            Some(self.arch),
+            "the body's block layout is not {}",
+            self.arch
+        );
+        let body = body.adapt_in_channels(self.in_channels);
+        let head = self.head_config(body.num_features()).init(device);
+        VisionModel { body, head }
+    }
+}
+
+impl VisionModel {
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - `x`: `[N, in_channels, H, W]`, `H, W ≥ 32`
+    /// - output: `[N, n_classes]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.body.forward(x))
+    }
+
+    /// fastai's ResNet split into three layer groups, as Burn [`ParamGroup`]s:
+    /// 0 = stem (`conv1`, `bn1`) + `layer1` + `layer2`, 1 = `layer3` + `layer4`, 2 = head.
+    ///
+    /// Each group holds the ids of *everything* in its subtree — trainable parameters,
+    /// BatchNorm running statistics and the BatchNorm / Dropout training flags — so the groups
+    /// partition all ids of the model exactly once, and `freeze_group(groups[i])` freezes a
+    /// group completely (BatchNorm included; keep BatchNorm trainable, fastai's
+    /// `train_bn=True`, with `set_require_grad_group`, which leaves flags alone). Optimisers
+    /// only ever see the trainable parameters, so per-group learning rates are unaffected by
+    /// the extra ids.
+    ///
+    /// Groups are id-based: they stay valid across optimiser steps and record loads, but a
+    /// model that is rebuilt (new ids) needs its groups recomputed.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::module::Module;
+    /// use burn::tensor::Device;
+    /// use fastburn_models::{Arch, VisionModelConfig};
+    ///
+    /// let device = Device::flex().autodiff();
+    /// let model = VisionModelConfig::new(Arch::ResNet18, 2).with_base_width(4).init(&device);
+    /// let groups = model.layer_groups();
+    /// // fastai's `freeze()`: train only the last group.
+    /// let model = model
+    ///     .freeze_group(groups[0].clone())
+    ///     .freeze_group(groups[1].clone());
+    /// assert!(!model.body.conv1.weight.is_require_grad());
+    /// assert!(!model.body.layer4[1].conv2.weight.is_require_grad());
+    /// assert!(model.head.layers[0].linear.weight.is_require_grad());
+    /// ```
+    pub fn layer_groups(&self) -> Vec<ParamGroup> {
+        let b = &self.body;
+        let ids = |m| ParamGroup::ids_from_module::<Vec<crate::Block>>(m);
+        let stem = ParamGroup::ids_from_module(b.conv1.clone())
+            .fuse(&ParamGroup::ids_from_module(b.bn1.clone()))
+            .fuse(&ids(b.layer1.clone()))
+            .fuse(&ids(b.layer2.clone()));
+        let late = ids(b.layer3.clone()).fuse(&ids(b.layer4.clone()));
+        let head = ParamGroup::ids_from_module(self.head.clone());
+        vec![stem, late, head]
+    }
+
+    /// Number of layer groups (3).
+    pub fn n_groups(&self) -> usize {
+        3
+    }
+}

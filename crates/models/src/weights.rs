@@ -1,0 +1,668 @@
+//! The pretrained-weights registry: torchvision's ImageNet checkpoints as typed enums,
+//! checksums, the cache directory and (feature `pretrained`) the downloader.
+//!
+//! Nothing here touches the network unless the `pretrained` feature is on *and* `fetch` /
+//! `pretrained` is called; constructors never download.
+//!
+//! # Checksums, honestly
+//! torchvision publishes only the first 8 hex digits of each file's SHA-256 (the suffix of
+//! its file name, e.g. `resnet34-b627a593.pth`); `torch.hub` verifies downloads against that
+//! prefix, and so does `fetch`. A prefix is 32 bits: it catches corruption and truncation,
+//! not a determined attacker. For files you obtained yourself, pin the full hash with
+//! [`Checksum::Sha256`] and [`verify_file`].
+//!
+//! ```
+//! use fastburn_models::weights::{ResNet34, ResNet50, Weights};
+//! use fastburn_models::Arch;
+//!
+//! let w = ResNet34::ImageNet1kV1.info();
+//! assert_eq!(w.arch, Arch::ResNet34);
+//! assert_eq!(w.url, "https://download.pytorch.org/models/resnet34-b627a593.pth");
+//! assert_eq!(w.sha256_prefix, "b627a593");
+//! assert_eq!(w.top1, 73.314);
+//! assert_eq!(Weights::default_for(Arch::ResNet50), Weights::from(ResNet50::ImageNet1kV2));
+//! ```
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Arch, Error};
+
+/// Facts torchvision publishes about one checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightsInfo {
+    /// The architecture the weights are for.
+    pub arch: Arch,
+    /// torchvision's enum name (`IMAGENET1K_V1`).
+    pub name: &'static str,
+    /// Download URL.
+    pub url: &'static str,
+    /// The first 8 hex digits of the file's SHA-256, as in its file name.
+    pub sha256_prefix: &'static str,
+    /// ImageNet-1k top-1 accuracy (%), torchvision's single-crop evaluation.
+    pub top1: f64,
+    /// ImageNet-1k top-5 accuracy (%).
+    pub top5: f64,
+    /// Parameters of the network.
+    pub num_params: usize,
+    /// File size in MB, as torchvision reports it.
+    pub file_size_mb: f64,
+}
+
+impl WeightsInfo {
+    /// The file name (last URL segment), e.g. `resnet34-b627a593.pth`.
+    pub fn file_name(&self) -> &'static str {
+        self.url.rsplit('/').next().unwrap_or(self.url)
+    }
+
+    /// The checksum downloads are verified against (the published prefix).
+    pub fn checksum(&self) -> Checksum {
+        Checksum::Sha256Prefix(self.sha256_prefix.to_string())
+    }
+}
+
+macro_rules! info {
+    ($arch:ident, $name:literal, $url:literal, $prefix:literal, $top1:literal, $top5:literal, $params:literal, $mb:literal) => {
+        WeightsInfo {
+            arch: Arch::$arch,
+            name: $name,
+            url: $url,
+            sha256_prefix: $prefix,
+            top1: $top1,
+            top5: $top5,
+            num_params: $params,
+            file_size_mb: $mb,
+        }
+    };
+}
+
+// From torchvision 0.29 `models/resnet.py`.
+static R18_V1: WeightsInfo = info!(
+    ResNet18,
+    "IMAGENET1K_V1",
+    "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    "f37072fd",
+    69.758,
+    89.078,
+    11_689_512,
+    44.661
+);
+static R34_V1: WeightsInfo = info!(
+    ResNet34,
+    "IMAGENET1K_V1",
+    "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    "b627a593",
+    73.314,
+    91.420,
+    21_797_672,
+    83.275
+);
+static R50_V1: WeightsInfo = info!(
+    ResNet50,
+    "IMAGENET1K_V1",
+    "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    "0676ba61",
+    76.130,
+    92.862,
+    25_557_032,
+    97.781
+);
+static R50_V2: WeightsInfo = info!(
+    ResNet50,
+    "IMAGENET1K_V2",
+    "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+    "11ad3fa6",
+    80.858,
+    95.434,
+    25_557_032,
+    97.79
+);
+static R101_V1: WeightsInfo = info!(
+    ResNet101,
+    "IMAGENET1K_V1",
+    "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+    "63fe2227",
+    77.374,
+    93.546,
+    44_549_160,
+    170.511
+);
+static R101_V2: WeightsInfo = info!(
+    ResNet101,
+    "IMAGENET1K_V2",
+    "https://download.pytorch.org/models/resnet101-cd907fc2.pth",
+    "cd907fc2",
+    81.886,
+    95.780,
+    44_549_160,
+    170.53
+);
+static R152_V1: WeightsInfo = info!(
+    ResNet152,
+    "IMAGENET1K_V1",
+    "https://download.pytorch.org/models/resnet152-394f9c45.pth",
+    "394f9c45",
+    78.312,
+    94.046,
+    60_192_808,
+    230.434
+);
+static R152_V2: WeightsInfo = info!(
+    ResNet152,
+    "IMAGENET1K_V2",
+    "https://download.pytorch.org/models/resnet152-f82ba261.pth",
+    "f82ba261",
+    82.284,
+    96.002,
+    60_192_808,
+    230.474
+);
+
+/// torchvision's `ResNet18_Weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResNet18 {
+    /// The original recipe (top-1 69.758 %).
+    ImageNet1kV1,
+}
+
+/// torchvision's `ResNet34_Weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResNet34 {
+    /// The original recipe (top-1 73.314 %); fastai's Planet lesson used these.
+    ImageNet1kV1,
+}
+
+/// torchvision's `ResNet50_Weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResNet50 {
+    /// The original recipe (top-1 76.130 %).
+    ImageNet1kV1,
+    /// torchvision's improved recipe (top-1 80.858 %; torchvision's default).
+    ImageNet1kV2,
+}
+
+/// torchvision's `ResNet101_Weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResNet101 {
+    /// The original recipe (top-1 77.374 %).
+    ImageNet1kV1,
+    /// torchvision's improved recipe (top-1 81.886 %; torchvision's default).
+    ImageNet1kV2,
+}
+
+/// torchvision's `ResNet152_Weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResNet152 {
+    /// The original recipe (top-1 78.312 %).
+    ImageNet1kV1,
+    /// torchvision's improved recipe (top-1 82.284 %; torchvision's default).
+    ImageNet1kV2,
+}
+
+/// Any of the checkpoints; every per-architecture enum converts into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Weights {
+    /// ResNet-18 weights.
+    ResNet18(ResNet18),
+    /// ResNet-34 weights.
+    ResNet34(ResNet34),
+    /// ResNet-50 weights.
+    ResNet50(ResNet50),
+    /// ResNet-101 weights.
+    ResNet101(ResNet101),
+    /// ResNet-152 weights.
+    ResNet152(ResNet152),
+}
+
+macro_rules! per_arch {
+    ($($ty:ident),*) => {$(
+        impl From<$ty> for Weights {
+            fn from(w: $ty) -> Self {
+                Weights::$ty(w)
+            }
+        }
+        impl $ty {
+            /// What torchvision publishes about these weights.
+            pub fn info(self) -> &'static WeightsInfo {
+                Weights::from(self).info()
+            }
+        }
+    )*};
+}
+per_arch!(ResNet18, ResNet34, ResNet50, ResNet101, ResNet152);
+
+impl Weights {
+    /// Every checkpoint in the registry.
+    pub const ALL: [Weights; 8] = [
+        Weights::ResNet18(ResNet18::ImageNet1kV1),
+        Weights::ResNet34(ResNet34::ImageNet1kV1),
+        Weights::ResNet50(ResNet50::ImageNet1kV1),
+        Weights::ResNet50(ResNet50::ImageNet1kV2),
+        Weights::ResNet101(ResNet101::ImageNet1kV1),
+        Weights::ResNet101(ResNet101::ImageNet1kV2),
+        Weights::ResNet152(ResNet152::ImageNet1kV1),
+        Weights::ResNet152(ResNet152::ImageNet1kV2),
+    ];
+
+    /// What torchvision publishes about these weights.
+    pub fn info(self) -> &'static WeightsInfo {
+        match self {
+            Weights::ResNet18(ResNet18::ImageNet1kV1) => &R18_V1,
+            Weights::ResNet34(ResNet34::ImageNet1kV1) => &R34_V1,
+            Weights::ResNet50(ResNet50::ImageNet1kV1) => &R50_V1,
+            Weights::ResNet50(ResNet50::ImageNet1kV2) => &R50_V2,
+            Weights::ResNet101(ResNet101::ImageNet1kV1) => &R101_V1,
+            Weights::ResNet101(ResNet101::ImageNet1kV2) => &R101_V2,
+            Weights::ResNet152(ResNet152::ImageNet1kV1) => &R152_V1,
+            Weights::ResNet152(ResNet152::ImageNet1kV2) => &R152_V2,
+        }
+    }
+
+    /// torchvision's `DEFAULT` for an architecture (V2 where it exists).
+    pub fn default_for(arch: Arch) -> Weights {
+        match arch {
+            Arch::ResNet18 => ResNet18::ImageNet1kV1.into(),
+            Arch::ResNet34 => ResNet34::ImageNet1kV1.into(),
+            Arch::ResNet50 => ResNet50::ImageNet1kV2.into(),
+            Arch::ResNet101 => ResNet101::ImageNet1kV2.into(),
+            Arch::ResNet152 => ResNet152::ImageNet1kV2.into(),
+        }
+    }
+
+    /// The architecture.
+    pub fn arch(self) -> Arch {
+        self.info().arch
+    }
+}
+
+/// What a file's SHA-256 must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    /// The full hash, 64 hex digits.
+    Sha256(String),
+    /// A prefix of the hash (torchvision publishes 8 hex digits), as `torch.hub` checks.
+    Sha256Prefix(String),
+}
+
+impl Checksum {
+    /// The expected hex string (full hash or prefix).
+    pub fn expected(&self) -> &str {
+        match self {
+            Checksum::Sha256(h) | Checksum::Sha256Prefix(h) => h,
+        }
+    }
+
+    /// Whether a full SHA-256 (hex) satisfies this checksum. Case-insensitive; an empty,
+    /// non-hex or (for `Sha256`) not 64-digit expectation never matches.
+    pub fn matches(&self, sha256_hex: &str) -> bool {
+        let want = self.expected().to_ascii_lowercase();
+        let got = sha256_hex.to_ascii_lowercase();
+        let well_formed = !want.is_empty() && want.chars().all(|c| c.is_ascii_hexdigit());
+        well_formed
+            && match self {
+                Checksum::Sha256(_) => want.len() == 64 && got == want,
+                Checksum::Sha256Prefix(_) => got.starts_with(&want),
+            }
+    }
+}
+
+/// Lower-case hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a file, in lower-case hex.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read.
+pub fn sha256_file(path: impl AsRef<Path>) -> Result<String, Error> {
+    let path = path.as_ref();
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Checks a file against a checksum.
+///
+/// ```
+/// use fastburn_models::weights::{verify_file, Checksum};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("abc.txt");
+/// std::fs::write(&path, b"abc").unwrap();
+/// let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+/// verify_file(&path, &Checksum::Sha256(sha.into())).unwrap();
+/// verify_file(&path, &Checksum::Sha256Prefix("ba7816bf".into())).unwrap();
+/// assert!(verify_file(&path, &Checksum::Sha256Prefix("00000000".into())).is_err());
+/// ```
+///
+/// # Errors
+/// [`Error::Checksum`] on a mismatch, [`Error::Io`] if the file cannot be read.
+pub fn verify_file(path: impl AsRef<Path>, checksum: &Checksum) -> Result<(), Error> {
+    let path = path.as_ref();
+    let got = sha256_file(path)?;
+    if checksum.matches(&got) {
+        Ok(())
+    } else {
+        Err(Error::Checksum {
+            path: path.to_path_buf(),
+            expected: checksum.expected().to_string(),
+            got,
+        })
+    }
+}
+
+/// The cache directory: `$FASTBURN_CACHE`, else `$XDG_CACHE_HOME/fastburn`, else
+/// `$HOME/.cache/fastburn` (empty variables count as unset). Not created here.
+///
+/// # Errors
+/// [`Error::NoCacheDir`] if none of the three variables is set.
+pub fn cache_dir() -> Result<PathBuf, Error> {
+    let var = |k| std::env::var_os(k);
+    resolve_cache_dir(var("FASTBURN_CACHE"), var("XDG_CACHE_HOME"), var("HOME"))
+}
+
+fn resolve_cache_dir(
+    fastburn: Option<OsString>,
+    xdg: Option<OsString>,
+    home: Option<OsString>,
+) -> Result<PathBuf, Error> {
+    let set = |v: Option<OsString>| v.filter(|s| !s.is_empty()).map(PathBuf::from);
+    if let Some(dir) = set(fastburn) {
+        return Ok(dir);
+    }
+    if let Some(dir) = set(xdg) {
+        return Ok(dir.join("fastburn"));
+    }
+    set(home)
+        .map(|h| h.join(".cache").join("fastburn"))
+        .ok_or(Error::NoCacheDir)
+}
+
+/// Where `fetch` (feature `pretrained`) keeps a checkpoint: `cache_dir()/weights/<torchvision file name>`.
+///
+/// # Errors
+/// [`Error::NoCacheDir`].
+pub fn cached_path(weights: impl Into<Weights>) -> Result<PathBuf, Error> {
+    Ok(cache_dir()?
+        .join("weights")
+        .join(weights.into().info().file_name()))
+}
+
+#[cfg(feature = "pretrained")]
+pub use download::{MAX_DOWNLOAD_BYTES, download, fetch, fetch_url, pretrained, pretrained_body};
+
+#[cfg(feature = "pretrained")]
+mod download {
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use burn::tensor::Device;
+    use sha2::{Digest, Sha256};
+
+    use super::{Checksum, Weights, cached_path, hex, verify_file};
+    use crate::{DownloadError, Error, ResNet, ResNetBody, load_body, load_torchvision};
+
+    /// Largest body a download accepts (2 GiB).
+    pub const MAX_DOWNLOAD_BYTES: u64 = 2 << 30;
+
+    /// Downloads torchvision weights into the cache (once; see [`fetch_url`]) and returns
+    /// the file's path.
+    ///
+    /// # Errors
+    /// [`Error::NoCacheDir`], [`Error::Download`], [`Error::Checksum`], [`Error::Io`].
+    pub fn fetch(weights: impl Into<Weights>) -> Result<PathBuf, Error> {
+        let weights = weights.into();
+        let info = weights.info();
+        let dest = cached_path(weights)?;
+        fetch_url(info.url, &dest, &info.checksum(), true)?;
+        Ok(dest)
+    }
+
+    /// The full ImageNet network with pretrained weights: [`fetch`] then
+    /// [`load_torchvision`].
+    ///
+    /// # Errors
+    /// As [`fetch`] and [`load_torchvision`].
+    pub fn pretrained(weights: impl Into<Weights>, device: &Device) -> Result<ResNet, Error> {
+        let weights = weights.into();
+        load_torchvision(weights.arch(), fetch(weights)?, device)
+    }
+
+    /// The pretrained body (no `fc`): [`fetch`] then [`load_body`].
+    ///
+    /// # Errors
+    /// As [`fetch`] and [`load_body`].
+    pub fn pretrained_body(
+        weights: impl Into<Weights>,
+        device: &Device,
+    ) -> Result<ResNetBody, Error> {
+        let weights = weights.into();
+        load_body(weights.arch(), fetch(weights)?, device)
+    }
+
+    /// Makes sure `dest` holds the file at `url` with the given checksum: a file already
+    /// there that verifies is kept without any network access; otherwise (absent, or failing
+    /// the check, e.g. an earlier corrupted copy) it is [`download`]ed.
+    ///
+    /// # Errors
+    /// As [`download`].
+    pub fn fetch_url(
+        url: &str,
+        dest: &Path,
+        checksum: &Checksum,
+        progress: bool,
+    ) -> Result<(), Error> {
+        if dest.is_file() && verify_file(dest, checksum).is_ok() {
+            return Ok(());
+        }
+        download(url, dest, checksum, progress)
+    }
+
+    fn is_loopback(url: &str) -> bool {
+        let host = url.split("://").nth(1).unwrap_or(url);
+        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+    }
+
+    /// Downloads `url` to `dest` atomically: the body streams into a temporary file in
+    /// `dest`'s directory while its SHA-256 is computed; only a complete body (as long as
+    /// its `Content-Length`) whose hash matches `checksum` is renamed to `dest`. On any
+    /// failure nothing is left behind (an existing `dest` is untouched). `progress` shows a
+    /// progress bar on stderr (when it is a terminal). Proxies are taken from the usual
+    /// environment variables, except for loopback addresses.
+    ///
+    /// # Errors
+    /// [`Error::Download`] (HTTP error, status, interrupted transfer, body above
+    /// [`MAX_DOWNLOAD_BYTES`]), [`Error::Checksum`] (naming `dest`), [`Error::Io`].
+    pub fn download(
+        url: &str,
+        dest: &Path,
+        checksum: &Checksum,
+        progress: bool,
+    ) -> Result<(), Error> {
+        let dl = |source| Error::Download {
+            url: url.to_string(),
+            source,
+        };
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let io_at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+
+        let mut config = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(Duration::from_secs(60)));
+        if is_loopback(url) {
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config.build().into();
+        let response = agent.get(url).call().map_err(|e| match e {
+            ureq::Error::StatusCode(code) => dl(DownloadError::Status(code)),
+            e => dl(DownloadError::Http(Box::new(e))),
+        })?;
+        let expected_len = response.body().content_length();
+        if expected_len.is_some_and(|n| n > MAX_DOWNLOAD_BYTES) {
+            return Err(dl(DownloadError::TooLarge {
+                limit: MAX_DOWNLOAD_BYTES,
+            }));
+        }
+
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // Dropped (and so deleted) on every early return.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(io_at(&dir))?;
+        let bar = match (progress, expected_len) {
+            (false, _) => indicatif::ProgressBar::hidden(),
+            (true, Some(n)) => indicatif::ProgressBar::new(n),
+            (true, None) => indicatif::ProgressBar::no_length(),
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_message(name.clone());
+
+        let mut reader = response.into_body().into_reader();
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got: u64 = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(dl(match expected_len {
+                        Some(expected) if got < expected => {
+                            DownloadError::Truncated { expected, got }
+                        }
+                        _ => DownloadError::Io(e),
+                    }));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+            if got > MAX_DOWNLOAD_BYTES {
+                bar.abandon();
+                return Err(dl(DownloadError::TooLarge {
+                    limit: MAX_DOWNLOAD_BYTES,
+                }));
+            }
+            tmp.write_all(&buf[..n])
+                .map_err(|e| dl(DownloadError::Io(e)))?;
+            hasher.update(&buf[..n]);
+            bar.inc(n as u64);
+        }
+        if let Some(expected) = expected_len
+            && got != expected
+        {
+            bar.abandon();
+            return Err(dl(DownloadError::Truncated { expected, got }));
+        }
+        bar.finish_and_clear();
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| dl(DownloadError::Io(e)))?;
+        let sha = hex(&hasher.finalize());
+        if !checksum.matches(&sha) {
+            return Err(Error::Checksum {
+                path: dest.to_path_buf(),
+                expected: checksum.expected().to_string(),
+                got: sha,
+            });
+        }
+        tmp.persist(dest).map_err(|e| Error::Io {
+            path: dest.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_dir_precedence() {
+        let s = |v: &str| Some(OsString::from(v));
+        assert_eq!(
+            resolve_cache_dir(s("/a"), s("/x"), s("/h")).unwrap(),
+            PathBuf::from("/a")
+        );
+        assert_eq!(
+            resolve_cache_dir(s(""), s("/x"), s("/h")).unwrap(),
+            PathBuf::from("/x/fastburn")
+        );
+        assert_eq!(
+            resolve_cache_dir(None, None, s("/h")).unwrap(),
+            PathBuf::from("/h/.cache/fastburn")
+        );
+        assert!(matches!(
+            resolve_cache_dir(None, s(""), None),
+            Err(Error::NoCacheDir)
+        ));
+    }
+
+    #[test]
+    fn registry_is_consistent() {
+        for w in Weights::ALL {
+            let info = w.info();
+            assert_eq!(info.arch, w.arch());
+            // torchvision names files `<arch>-<first 8 hex digits of the sha256>.pth`.
+            assert_eq!(
+                info.file_name(),
+                format!("{}-{}.pth", info.arch, info.sha256_prefix)
+            );
+            assert_eq!(info.sha256_prefix.len(), 8);
+            assert!(info.sha256_prefix.chars().all(|c| c.is_ascii_hexdigit()));
+            assert!(info.url.starts_with("https://download.pytorch.org/models/"));
+            assert!(info.top1 > 69.0 && info.top1 < info.top5);
+        }
+        for arch in Arch::ALL {
+            assert_eq!(Weights::default_for(arch).arch(), arch);
+        }
+    }
+
+    #[test]
+    fn checksum_matching() {
+        let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert!(Checksum::Sha256(sha.into()).matches(sha));
+        assert!(Checksum::Sha256(sha.to_uppercase()).matches(sha));
+        assert!(Checksum::Sha256Prefix("ba7816bf".into()).matches(sha));
+        assert!(!Checksum::Sha256Prefix("ba7816bff".into()).matches(sha));
+        assert!(!Checksum::Sha256Prefix(String::new()).matches(sha));
+        assert!(!Checksum::Sha256Prefix("zz".into()).matches(sha));
+        assert!(!Checksum::Sha256("ba7816bf".into()).matches(sha));
+    }
+}
