@@ -16,7 +16,10 @@ use burn::tensor::Device;
 /// assert_eq!(choice.device()?, burn::tensor::Device::flex());
 /// # Ok::<(), fastburn::device::DeviceError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// wgpu when compiled in and a GPU adapter answers, else flex, else ndarray.
     #[default]
@@ -153,7 +156,7 @@ fn probe_wgpu() -> Result<Device, DeviceError> {
         (device, s)
     });
     match probe {
-        Ok((device, s)) if s == 6.0 => Ok(device),
+        Ok((device, 6.0)) => Ok(device),
         Ok((_, s)) => Err(DeviceError::NoAdapter {
             message: format!("probe computed {s}, expected 6"),
         }),

@@ -16,6 +16,8 @@
 //! - [`learner`] — the training loop: `lr_find`, SGDR, one-cycle, `fine_tune`, freezing,
 //!   discriminative learning rates, callbacks, checkpoints, TTA, prediction.
 //! - [`device`] — pick a backend from `auto|flex|ndarray|wgpu`.
+//! - [`recipe`] — the Planet recipe end to end ([`recipe::PlanetRecipe`]): what the
+//!   `planet` example and `fastburn train` run.
 //! - [`prelude`] — the names most programs use.
 //!
 //! ## Features
@@ -32,6 +34,15 @@ pub use fastburn_metrics as metrics;
 pub use fastburn_models as models;
 
 pub mod device;
+mod error;
+pub mod recipe;
+
+pub use error::{Error, Result};
+
+/// The Planet lesson in fastburn, step by step (`docs/guide.md`; its code blocks are
+/// compiled as doctests).
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
 
 /// The names most programs use.
 pub mod prelude {
@@ -39,5 +50,12 @@ pub mod prelude {
         AugPolicy, CsvConfig, DataLoaders, DataLoadersConfig, ItemList, Splitter, Task, Vocab,
     };
     pub use crate::device::DeviceChoice;
+    pub use crate::learner::{
+        Learner, LearnerConfig, LrFindConfig, Lrs, OptimizerConfig, Suggest, Tta, load_learner,
+        vision_learner,
+    };
+    pub use crate::metrics::{Average, FBetaMetric, ThresholdGrid, f2, fbeta};
+    pub use crate::models::Arch;
+    pub use crate::recipe::PlanetRecipe;
     pub use burn::tensor::{Device, Tensor};
 }

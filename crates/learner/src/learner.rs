@@ -251,7 +251,9 @@ impl Learner {
         device: &Device,
     ) -> Result<Self> {
         let device = device.clone().autodiff();
-        let model = model.fork(&device);
+        // `fork` keeps a tensor's autodiff context; `train` turns gradient tracking on for a
+        // model that was built on (or loaded to) a plain device.
+        let model = model.fork(&device).train();
         let n_classes = dls.vocab.len();
         let loss = match dls.task {
             Task::MultiLabel => {
@@ -322,7 +324,7 @@ impl Learner {
 
     /// Replaces the model (e.g. after loading weights); layer groups are recomputed.
     pub fn set_model(&mut self, model: VisionModel) {
-        let model = model.fork(&self.device);
+        let model = model.fork(&self.device).train();
         self.groups = model.layer_groups();
         self.model = Some(model);
         let n = self.frozen;

@@ -1,0 +1,440 @@
+//! The command line's flags (clap derive): one struct per subcommand.
+//!
+//! Defaults equal the library's (`PlanetRecipe`, `SynthConfig`, `LrFindConfig`, …) so that
+//! `fastburn train --out run` runs exactly `PlanetRecipe::new("run")` apart from the two
+//! documented CLI choices (TTA off unless `--tta`; the synthetic set under `RUN_DIR/synth`).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fastburn::data::AugPolicy;
+use fastburn::device::DeviceChoice;
+use fastburn::learner::OptimizerConfig;
+use fastburn::models::Arch;
+use fastburn::recipe::{Policy, Pretrained};
+
+/// fastai's image-classification recipe in pure Rust, on Burn.
+#[derive(Debug, Parser)]
+#[command(name = "fastburn", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a synthetic Planet-format dataset (labels.csv + train-jpg/).
+    Synth(SynthArgs),
+    /// Check a labels CSV and decode every image it names; exit 2 listing every problem.
+    Verify(VerifyArgs),
+    /// Train with the Planet recipe and write the run folder (model.fbx, metrics.json, …).
+    Train(Box<TrainArgs>),
+    /// Predict a folder of images with an exported model and write a submission CSV.
+    Predict(PredictArgs),
+    /// Run the learning-rate finder, print its suggestions and save its plot.
+    LrFind(LrFindArgs),
+    /// Save a PNG grid of a training batch (augmented) with its tags.
+    ShowBatch(ShowBatchArgs),
+    /// Print the layer table and parameter counts of a model.
+    Summary(SummaryArgs),
+    /// Measure training and inference throughput (images per second) on random data.
+    Bench(BenchArgs),
+}
+
+/// `fastburn synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output folder (labels.csv, train-jpg/, and test-jpg/ + test_labels.csv with --n-test).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of labelled chips.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Number of held-out chips (test-jpg/, their tags in test_labels.csv).
+    #[arg(long, default_value_t = 0)]
+    pub n_test: usize,
+    /// Side of each chip in pixels (at least 16).
+    #[arg(long, default_value_t = 128)]
+    pub size: u32,
+    /// Seed: the same seed writes byte-identical files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// JPEG quality (1-100).
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// A labels CSV and its image folder.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Labels CSV (`image_name,tags`).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Folder of the images the CSV names.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Suffix appended to each image name to make its file name.
+    #[arg(long, default_value = ".jpg")]
+    pub suffix: String,
+}
+
+/// `fastburn verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The dataset.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Decoding threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// The learning rate: `auto` runs the learning-rate finder and takes its valley.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LrArg {
+    /// Run `lr_find` first.
+    Auto,
+    /// A fixed (maximum) learning rate.
+    Fixed(f64),
+}
+
+impl FromStr for LrArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(LrArg::Auto);
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Ok(LrArg::Fixed(v)),
+            _ => Err(format!(
+                "`{s}` is not `auto` or a positive number (e.g. 1e-3)"
+            )),
+        }
+    }
+}
+
+impl LrArg {
+    /// The recipe's `lr` field: `None` for `auto`.
+    pub fn to_recipe(self) -> Option<f64> {
+        match self {
+            LrArg::Auto => None,
+            LrArg::Fixed(v) => Some(v),
+        }
+    }
+}
+
+/// The training schedule per image size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecipeArg {
+    /// `fit_one_cycle(epochs, lr)` per size.
+    OneCycle,
+    /// `fit_sgdr(epochs cycles, cycle_len 1, cycle_mult 2)` per size (the Planet lesson).
+    Sgdr,
+    /// `fine_tune(epochs, lr)` per size.
+    FineTune,
+}
+
+impl From<RecipeArg> for Policy {
+    fn from(r: RecipeArg) -> Policy {
+        match r {
+            RecipeArg::OneCycle => Policy::OneCycle,
+            RecipeArg::Sgdr => Policy::Sgdr,
+            RecipeArg::FineTune => Policy::FineTune,
+        }
+    }
+}
+
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptArg {
+    /// fastai v2's Adam (β = 0.9, 0.99; decoupled weight decay 0.01).
+    Adam,
+    /// SGD with momentum 0.9 (the Planet lesson's).
+    Sgd,
+}
+
+impl From<OptArg> for OptimizerConfig {
+    fn from(o: OptArg) -> OptimizerConfig {
+        match o {
+            OptArg::Adam => OptimizerConfig::adam(),
+            OptArg::Sgd => OptimizerConfig::sgd(0.9),
+        }
+    }
+}
+
+/// The training augmentation shown by `show-batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AugArg {
+    /// Dihedral flips, rotation, zoom, lighting (satellite imagery; what `train` uses).
+    TopDown,
+    /// fastai v2's `aug_transforms()` defaults (horizontal flips only).
+    Fastai,
+    /// No augmentation.
+    None,
+}
+
+impl AugArg {
+    /// The augmentation policy (`None` for no augmentation).
+    pub fn policy(self) -> Option<AugPolicy> {
+        match self {
+            AugArg::TopDown => Some(AugPolicy::top_down()),
+            AugArg::Fastai => Some(AugPolicy::fastai()),
+            AugArg::None => None,
+        }
+    }
+}
+
+/// `fastburn train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Labels CSV (`image_name,tags`); without --csv and --images the synthetic set is used.
+    #[arg(long, requires = "images")]
+    pub csv: Option<PathBuf>,
+    /// Image folder of the CSV.
+    #[arg(long, requires = "csv")]
+    pub images: Option<PathBuf>,
+    /// Suffix appended to each image name to make its file name.
+    #[arg(long, default_value = ".jpg")]
+    pub suffix: String,
+    /// Held-out images: predicted into RUN_DIR/submission.csv at the end (the synthetic set
+    /// has its own).
+    #[arg(long, requires = "csv")]
+    pub test_images: Option<PathBuf>,
+    /// The run folder: model.fbx, metrics.json, history.csv/json, losses.png, lr_find.png,
+    /// recipe.json, submission.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Architecture: resnet18, resnet34, resnet50, resnet101 or resnet152.
+    #[arg(long, default_value = "resnet18")]
+    pub arch: Arch,
+    /// Base width of the body (64 = torchvision; smaller trains faster from scratch).
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    /// Pretrained weights: `none`, a torchvision .pth / .safetensors file, or `imagenet`
+    /// (download; needs a build with `--features pretrained`).
+    #[arg(long, default_value = "none")]
+    pub pretrained: Pretrained,
+    /// Image sizes trained in order on the same model (progressive resizing), each ≥ 32.
+    #[arg(long, value_delimiter = ',', default_values_t = [64u32, 128])]
+    pub sizes: Vec<u32>,
+    /// Epochs per size (one-cycle, fine-tune) or SGDR cycles per stage (sgdr).
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Schedule per size.
+    #[arg(long, value_enum, default_value_t = RecipeArg::Sgdr)]
+    pub recipe: RecipeArg,
+    /// Learning rate, or `auto` to run the learning-rate finder (plot: RUN_DIR/lr_find.png).
+    #[arg(long, default_value = "auto")]
+    pub lr: LrArg,
+    /// Optimiser [default: sgd with pretrained weights, adam from scratch].
+    #[arg(long, value_enum)]
+    pub opt: Option<OptArg>,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub bs: usize,
+    /// Fraction of the labelled images that validate.
+    #[arg(long, default_value_t = 0.2)]
+    pub valid_pct: f64,
+    /// Seed of the split, augmentation, initialisation and dropout.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Backend: auto, flex, ndarray or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Test-time augmentation (the 8 dihedral views) for the final score and submission.
+    #[arg(long)]
+    pub tta: bool,
+    /// Loader threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Do not pre-shrink large images into RUN_DIR/cache.
+    #[arg(long)]
+    pub no_resize_cache: bool,
+    /// Print only the final summary line.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Synthetic set: number of labelled chips.
+    #[arg(long, default_value_t = 1000, conflicts_with = "csv")]
+    pub n: usize,
+    /// Synthetic set: number of held-out chips (predicted into submission.csv).
+    #[arg(long, default_value_t = 200, conflicts_with = "csv")]
+    pub n_test: usize,
+    /// Synthetic set: chip side in pixels.
+    #[arg(long, default_value_t = 128, conflicts_with = "csv")]
+    pub synth_size: u32,
+    /// Synthetic set: where it is written (and reused when its settings match)
+    /// [default: RUN_DIR/synth].
+    #[arg(long, conflicts_with = "csv")]
+    pub synth_dir: Option<PathBuf>,
+}
+
+/// `fastburn predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A run folder holding model.fbx, or an export bundle file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Folder of images to predict (every JPEG / PNG / TIFF in it).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// The submission CSV to write (`image_name,tags`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Test-time augmentation: average the 8 dihedral views.
+    #[arg(long)]
+    pub tta: bool,
+    /// Probability above which a tag is predicted [default: the bundle's tuned threshold].
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Backend: auto, flex, ndarray or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub bs: usize,
+    /// Loader threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// `fastburn lr-find`.
+#[derive(Debug, Args)]
+pub struct LrFindArgs {
+    /// The dataset.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Architecture.
+    #[arg(long, default_value = "resnet18")]
+    pub arch: Arch,
+    /// Base width of the body.
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    /// Pretrained weights: `none`, a weights file, or `imagenet` (feature `pretrained`);
+    /// with weights the body is frozen during the sweep, as fastai does.
+    #[arg(long, default_value = "none")]
+    pub pretrained: Pretrained,
+    /// Image size.
+    #[arg(long, default_value_t = 64)]
+    pub size: u32,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub bs: usize,
+    /// Optimiser [default: sgd with pretrained weights, adam from scratch].
+    #[arg(long, value_enum)]
+    pub opt: Option<OptArg>,
+    /// Fraction of the images held out (not used by the sweep).
+    #[arg(long, default_value_t = 0.2)]
+    pub valid_pct: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Backend: auto, flex, ndarray or wgpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Loader threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// The plot to write.
+    #[arg(long, default_value = "lr_find.png")]
+    pub out: PathBuf,
+    /// First learning rate of the sweep.
+    #[arg(long, default_value_t = 1e-7)]
+    pub start: f64,
+    /// Last learning rate of the sweep.
+    #[arg(long, default_value_t = 10.0)]
+    pub end: f64,
+    /// Iterations of the sweep (it stops earlier when the loss diverges).
+    #[arg(long, default_value_t = 100)]
+    pub num_it: usize,
+}
+
+/// `fastburn show-batch`.
+#[derive(Debug, Args)]
+pub struct ShowBatchArgs {
+    /// The dataset.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Image size.
+    #[arg(long, default_value_t = 128)]
+    pub size: u32,
+    /// Images shown (the first training batch).
+    #[arg(long, default_value_t = 16)]
+    pub bs: usize,
+    /// Augmentation applied to the training batch.
+    #[arg(long, value_enum, default_value_t = AugArg::TopDown)]
+    pub aug: AugArg,
+    /// Tiles per row.
+    #[arg(long, default_value_t = 4)]
+    pub cols: usize,
+    /// Fraction of the images held out (not shown).
+    #[arg(long, default_value_t = 0.2)]
+    pub valid_pct: f64,
+    /// Seed of the split, shuffle and augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The PNG to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `fastburn summary`.
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// Architecture.
+    #[arg(long, default_value = "resnet34")]
+    pub arch: Arch,
+    /// Input image size (at least 32).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Number of classes of the head.
+    #[arg(long, default_value_t = 17)]
+    pub classes: usize,
+    /// Base width of the body.
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    /// Batch size of the summary's input.
+    #[arg(long, default_value_t = 1)]
+    pub bs: usize,
+    /// Backend the forward pass runs on.
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
+}
+
+/// `fastburn bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Architecture.
+    #[arg(long, default_value = "resnet34")]
+    pub arch: Arch,
+    /// Input image size (at least 32).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub bs: usize,
+    /// Timed iterations (each of training and inference).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Untimed iterations first.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Base width of the body.
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+    /// Number of classes of the head.
+    #[arg(long, default_value_t = 17)]
+    pub classes: usize,
+    /// Backend: auto, flex, ndarray or wgpu.
+    #[arg(long, default_value = "flex")]
+    pub device: DeviceChoice,
+    /// Seed of the weights and the random batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

@@ -1,0 +1,625 @@
+//! The Planet recipe end to end, as one call: what `cargo run --example planet` and
+//! `fastburn train` run.
+//!
+//! Data (a CSV + image folder, or the embedded synthetic Planet-like set) → seeded split →
+//! resize cache → `lr_find` (plot saved) → for each image size, progressive resizing on
+//! the same learner: SGDR cycles (`cycle_len = 1, cycle_mult = 2`) — with pretrained
+//! weights, frozen first and then unfrozen with `[lr/9, lr/3, lr]`, as in the lesson;
+//! without, the whole network trains — then threshold search, TTA, a per-label report, a
+//! Kaggle submission for the held-out images, the export bundle, and `metrics.json`.
+//!
+//! Every step is a public call of the `data`, `learner` and `metrics` crates; this module
+//! only strings them together and writes the artefacts.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::tensor::Device;
+use fastburn_data::synth::SynthConfig;
+use fastburn_data::{
+    AugOn, AugPolicy, CsvConfig, DataLoaders, DataLoadersConfig, ItemList, ResizeCacheConfig,
+    Split, Splitter, load_rgb,
+};
+use fastburn_learner::callbacks::{CsvLogger, JsonLogger, PlotLosses};
+use fastburn_learner::{
+    Learner, LearnerConfig, LrFindConfig, Lrs, OneCycle, OptimizerConfig, Tta, format_label_report,
+    label_report, vision_learner, write_submission,
+};
+use fastburn_metrics::{ThresholdGrid, f2};
+use fastburn_models::{Arch, ResNetBody};
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+
+/// The training schedule of each image size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Policy {
+    /// `fit_sgdr(cycles, 1, 2, lr)` per stage (the Planet lesson).
+    Sgdr,
+    /// `fit_one_cycle(epochs, lr)` per size.
+    OneCycle,
+    /// `fine_tune(epochs, lr)` per size.
+    FineTune,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "sgdr" => Ok(Policy::Sgdr),
+            "one-cycle" | "onecycle" => Ok(Policy::OneCycle),
+            "fine-tune" | "finetune" => Ok(Policy::FineTune),
+            _ => Err(Error::InvalidArgument {
+                key: "recipe",
+                value: s.to_string(),
+                expected: "one-cycle, sgdr or fine-tune",
+            }),
+        }
+    }
+}
+
+/// Where pretrained weights come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pretrained {
+    /// Train from scratch.
+    None,
+    /// A torchvision `.pth` or `.safetensors` file of the architecture.
+    File(PathBuf),
+    /// torchvision's ImageNet weights, downloaded once into the cache (feature `pretrained`).
+    ImageNet,
+}
+
+impl std::str::FromStr for Pretrained {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match s {
+            "none" | "" => Pretrained::None,
+            "imagenet" => Pretrained::ImageNet,
+            path => Pretrained::File(PathBuf::from(path)),
+        })
+    }
+}
+
+/// Every setting of the recipe; defaults are the README's main job (the synthetic set on a
+/// 2-core CPU within minutes).
+#[derive(Config, Debug)]
+pub struct PlanetRecipe {
+    /// The run folder: plots, logs, the export bundle, `metrics.json`, the submission.
+    pub out: PathBuf,
+    /// Labels CSV (`image_name,tags`); `None` uses the synthetic set.
+    #[config(default = "None")]
+    pub csv: Option<PathBuf>,
+    /// Image folder of the CSV.
+    #[config(default = "None")]
+    pub images: Option<PathBuf>,
+    /// File suffix of the images.
+    #[config(default = "\".jpg\".to_string()")]
+    pub suffix: String,
+    /// Held-out images for the submission (the synthetic set has its own).
+    #[config(default = "None")]
+    pub test_images: Option<PathBuf>,
+    /// Folder of the generated synthetic set (cached there between runs).
+    #[config(default = "PathBuf::from(\"target/planet-synth/data\")")]
+    pub synth_dir: PathBuf,
+    /// Synthetic chips (labelled).
+    #[config(default = 1000)]
+    pub synth_n: usize,
+    /// Synthetic held-out chips.
+    #[config(default = 200)]
+    pub synth_test: usize,
+    /// Synthetic chip side.
+    #[config(default = 128)]
+    pub synth_size: u32,
+    /// Architecture.
+    #[config(default = "Arch::ResNet18")]
+    pub arch: Arch,
+    /// Base width (64 = torchvision; smaller trains faster from scratch).
+    #[config(default = 64)]
+    pub base_width: usize,
+    /// Pretrained weights.
+    #[config(default = "Pretrained::None")]
+    pub pretrained: Pretrained,
+    /// Image sizes, trained in order on the same learner (progressive resizing).
+    #[config(default = "vec![64, 128]")]
+    pub sizes: Vec<u32>,
+    /// Schedule per size.
+    #[config(default = "Policy::Sgdr")]
+    pub policy: Policy,
+    /// SGDR cycles per stage, or epochs for one-cycle / fine-tune.
+    #[config(default = 2)]
+    pub epochs: usize,
+    /// Learning rate; `None` runs `lr_find` and takes its `valley` suggestion.
+    #[config(default = "None")]
+    pub lr: Option<f64>,
+    /// Batch size.
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// Validation fraction.
+    #[config(default = 0.2)]
+    pub valid_pct: f64,
+    /// Seed of split, augmentation, initialisation and dropout.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Backend.
+    #[config(default = "DeviceChoice::Auto")]
+    pub device: DeviceChoice,
+    /// Test-time augmentation (the 8 dihedral views) for the final scores and the
+    /// submission.
+    #[config(default = true)]
+    pub tta: bool,
+    /// Loader threads.
+    #[config(default = 2)]
+    pub workers: usize,
+    /// The optimiser (`None`: SGD with momentum 0.9 — the lesson's — when pretrained,
+    /// fastai v2's Adam from scratch).
+    #[config(default = "None")]
+    pub opt: Option<OptimizerConfig>,
+    /// Use the resize cache (fastai's `data.resize(sz * 1.3)`) when images are larger.
+    #[config(default = true)]
+    pub resize_cache: bool,
+    /// Print stage headings and the report.
+    #[config(default = true)]
+    pub verbose: bool,
+}
+
+/// One epoch row of `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    /// Epoch across the whole run.
+    pub epoch: usize,
+    /// Image size.
+    pub size: u32,
+    /// Training loss.
+    pub train_loss: f64,
+    /// Validation loss.
+    pub valid_loss: f64,
+    /// Validation F2 (samples-averaged) at the metric threshold 0.2.
+    pub valid_f2: f64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipeReport {
+    /// Validation F2 at the best global threshold.
+    pub valid_f2: f64,
+    /// The best global threshold.
+    pub threshold: f32,
+    /// Validation F2 at 0.2 (the lesson's submission threshold).
+    #[serde(rename = "valid_f2_at_0.2")]
+    pub valid_f2_at_02: f64,
+    /// Validation F2 with dihedral TTA at `threshold`.
+    pub valid_f2_tta: Option<f64>,
+    /// Wall time of training (all fits), seconds.
+    pub train_seconds: f64,
+    /// Wall time of the whole recipe, seconds.
+    pub total_seconds: f64,
+    /// The learning rate used.
+    pub lr: f64,
+    /// Architecture.
+    pub arch: String,
+    /// Backend.
+    pub device: String,
+    /// Whether pretrained weights were used.
+    pub pretrained: bool,
+    /// Training and validation items.
+    pub items: (usize, usize),
+    /// Held-out images in the submission.
+    pub submission_rows: usize,
+    /// Every epoch.
+    pub epochs: Vec<EpochRow>,
+}
+
+impl RecipeReport {
+    /// The one-line summary printed at the end.
+    pub fn summary_line(&self) -> String {
+        let tta = self
+            .valid_f2_tta
+            .map_or_else(|| "no TTA".to_string(), |v| format!("with TTA {v:.4}"));
+        format!(
+            "valid F2={:.4} (threshold {:.2}), {tta}; F2@0.2={:.4}; {} epochs in {:.0} s on {}",
+            self.valid_f2,
+            self.threshold,
+            self.valid_f2_at_02,
+            self.epochs.len(),
+            self.train_seconds,
+            self.device
+        )
+    }
+}
+
+macro_rules! say {
+    ($cfg:expr, $($arg:tt)*) => {
+        if $cfg.verbose {
+            println!($($arg)*);
+        }
+    };
+}
+
+impl PlanetRecipe {
+    /// Runs the recipe and writes its artefacts into `out`.
+    ///
+    /// # Errors
+    /// Any data, model, learner or device error, naming the file or setting at fault.
+    pub fn run(&self) -> Result<RecipeReport> {
+        let t_all = Instant::now();
+        if self.sizes.is_empty() || self.sizes.iter().any(|&s| s < 32) {
+            return Err(Error::InvalidArgument {
+                key: "sizes",
+                value: format!("{:?}", self.sizes),
+                expected: "one or more image sizes of at least 32 px",
+            });
+        }
+        std::fs::create_dir_all(&self.out).map_err(|e| Error::io(&self.out, e))?;
+        let device = self.device.device()?;
+        let device_name = device_label(self.device, &device);
+        say!(self, "device: {device_name}");
+
+        // Data.
+        let (csv, test_dir) = self.dataset()?;
+        let list = csv.load()?;
+        let split = Splitter::RandomPct {
+            valid_pct: self.valid_pct,
+            seed: self.seed as u32,
+        }
+        .split(list.len())?;
+        say!(
+            self,
+            "{} images ({} train, {} valid), {} tags, {:?}",
+            list.len(),
+            split.train.len(),
+            split.valid.len(),
+            list.vocab.len(),
+            list.task
+        );
+
+        // Model.
+        let pretrained_body = self.pretrained_body(&device)?;
+        let is_pretrained = pretrained_body.is_some();
+        let opt = self.opt.unwrap_or(if is_pretrained {
+            OptimizerConfig::sgd(0.9)
+        } else {
+            OptimizerConfig::adam()
+        });
+        if is_pretrained {
+            say!(
+                self,
+                "pretrained {}: the head trains first, then the whole network",
+                self.arch
+            );
+        } else {
+            say!(
+                self,
+                "no pretrained weights: the whole {} (width {}) trains from scratch",
+                self.arch,
+                self.base_width
+            );
+        }
+        let lcfg = LearnerConfig::new(self.arch)
+            .with_base_width(self.base_width)
+            .with_opt(opt)
+            .with_seed(self.seed)
+            .with_path(self.out.clone());
+        let dls = self.loaders(&list, &split, self.sizes[0], &device)?;
+        let mut learn = vision_learner(dls, &lcfg, pretrained_body, &device)?;
+        learn.add_callback(CsvLogger::new(self.out.join("history.csv")));
+        learn.add_callback(JsonLogger::new(self.out.join("history.json")));
+        learn.add_callback(PlotLosses::new(self.out.join("losses.png")));
+        if !self.verbose {
+            learn.quiet();
+        }
+
+        // Learning rate.
+        let lr = match self.lr {
+            Some(lr) => lr,
+            None => {
+                let r = learn.lr_find(&LrFindConfig::default())?;
+                r.plot(&self.out.join("lr_find.png"))?;
+                let lr = r.suggested().unwrap_or(1e-3).clamp(1e-5, 1.0);
+                say!(
+                    self,
+                    "lr_find: valley {:.2e}, steep {:.2e}, minimum {:.2e} → lr {lr:.2e} (plot: {})",
+                    r.suggestion(fastburn_learner::Suggest::Valley)
+                        .unwrap_or(f64::NAN),
+                    r.suggestion(fastburn_learner::Suggest::Steep)
+                        .unwrap_or(f64::NAN),
+                    r.suggestion(fastburn_learner::Suggest::Minimum)
+                        .unwrap_or(f64::NAN),
+                    self.out.join("lr_find.png").display()
+                );
+                lr
+            }
+        };
+
+        // Training, size by size.
+        let t_train = Instant::now();
+        for (stage, &size) in self.sizes.iter().enumerate() {
+            if stage > 0 {
+                let dls = self.loaders(&list, &split, size, &device)?;
+                learn.set_data(dls)?;
+            }
+            self.train_stage(&mut learn, size, lr, is_pretrained)?;
+        }
+        let train_seconds = t_train.elapsed().as_secs_f64();
+
+        // Thresholds, TTA, report.
+        let inf = learn.inference();
+        let valid = learn.dls().valid.clone();
+        let preds = inf.get_preds(&valid)?;
+        let c = preds.n_classes;
+        let at02 = f2(&preds.probs, &preds.targets, c, 0.2).map_err(metric)?;
+        let (thr, best) = learn.optimize_thresholds(&preds, 2.0, &ThresholdGrid::wide(), false)?;
+        let threshold = thr[0];
+        let mut inf = learn.inference();
+        inf.set_thresholds(vec![threshold]);
+        let tta_score = if self.tta {
+            let tp = inf.tta(&valid, Tta::Dihedral, 0.25)?;
+            Some(f2(&tp.probs, &tp.targets, c, threshold).map_err(metric)?)
+        } else {
+            None
+        };
+        let rows = label_report(&preds, inf.vocab(), &[threshold])?;
+        say!(
+            self,
+            "\nper-label report (validation, threshold {threshold:.2}):\n{}",
+            format_label_report(&rows)
+        );
+
+        // Submission and export.
+        let mut submission_rows = 0;
+        if let Some(dir) = test_dir {
+            let (names, tp) = inf.predict_folder(
+                &dir,
+                self.tta.then_some(Tta::Dihedral),
+                self.batch_size,
+                self.workers,
+            )?;
+            let path = self.out.join("submission.csv");
+            write_submission(&path, &names, &tp, inf.vocab(), &[threshold], inf.task())?;
+            submission_rows = names.len();
+            say!(
+                self,
+                "submission: {} ({} images)",
+                path.display(),
+                names.len()
+            );
+        }
+        inf.export(&self.out.join("model.fbx"))?;
+
+        let epochs = learn
+            .history()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| EpochRow {
+                epoch: i,
+                size: h.size,
+                train_loss: h.train_loss,
+                valid_loss: h.valid_loss,
+                valid_f2: h.metric("f2@0.2").unwrap_or(f64::NAN),
+                seconds: h.seconds,
+            })
+            .collect();
+        let report = RecipeReport {
+            valid_f2: best,
+            threshold,
+            valid_f2_at_02: at02,
+            valid_f2_tta: tta_score,
+            train_seconds,
+            total_seconds: t_all.elapsed().as_secs_f64(),
+            lr,
+            arch: self.arch.to_string(),
+            device: device_name,
+            pretrained: is_pretrained,
+            items: (split.train.len(), split.valid.len()),
+            submission_rows,
+            epochs,
+        };
+        let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+        fastburn_data::write_atomic(&self.out.join("metrics.json"), &json)?;
+        self.save(self.out.join("recipe.json"))
+            .map_err(|e| Error::io(self.out.join("recipe.json"), e))?;
+        say!(self, "\n{}", report.summary_line());
+        Ok(report)
+    }
+
+    /// The labels CSV (generating the synthetic set when none is given) and the held-out
+    /// folder.
+    fn dataset(&self) -> Result<(CsvConfig, Option<PathBuf>)> {
+        match (&self.csv, &self.images) {
+            (Some(csv), Some(images)) => Ok((
+                CsvConfig::new(csv.clone(), images.clone()).with_suffix(self.suffix.clone()),
+                self.test_images.clone(),
+            )),
+            (Some(_), None) | (None, Some(_)) => Err(Error::InvalidArgument {
+                key: "csv/images",
+                value: "only one of them".into(),
+                expected: "both --csv and --images, or neither (synthetic data)",
+            }),
+            (None, None) => {
+                let dir = &self.synth_dir;
+                let synth = SynthConfig::new(dir.clone())
+                    .with_n(self.synth_n)
+                    .with_n_test(self.synth_test)
+                    .with_size(self.synth_size)
+                    .with_seed(self.seed)
+                    .with_workers(self.workers.max(1));
+                let stamp = dir.join("synth.json");
+                let want = format!("{synth}");
+                let cached = std::fs::read_to_string(&stamp).is_ok_and(|s| s == want)
+                    && dir.join("labels.csv").is_file();
+                if cached {
+                    say!(
+                        self,
+                        "synthetic Planet-like data: cached in {}",
+                        dir.display()
+                    );
+                } else {
+                    let t0 = Instant::now();
+                    synth.generate()?;
+                    fastburn_data::write_atomic(&stamp, want.as_bytes())?;
+                    say!(
+                        self,
+                        "synthetic Planet-like data: {} + {} chips of {} px written to {} in {:.1} s",
+                        self.synth_n,
+                        self.synth_test,
+                        self.synth_size,
+                        dir.display(),
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+                let test = (self.synth_test > 0).then(|| dir.join("test-jpg"));
+                Ok((
+                    CsvConfig::new(dir.join("labels.csv"), dir.join("train-jpg")),
+                    test,
+                ))
+            }
+        }
+    }
+
+    fn pretrained_body(&self, device: &Device) -> Result<Option<ResNetBody>> {
+        match &self.pretrained {
+            Pretrained::None => Ok(None),
+            Pretrained::File(path) => {
+                Ok(Some(fastburn_models::load_body(self.arch, path, device)?))
+            }
+            Pretrained::ImageNet => {
+                #[cfg(feature = "pretrained")]
+                {
+                    let w = fastburn_models::weights::Weights::default_for(self.arch);
+                    Ok(Some(fastburn_models::weights::pretrained_body(w, device)?))
+                }
+                #[cfg(not(feature = "pretrained"))]
+                {
+                    let _ = device;
+                    Err(Error::InvalidArgument {
+                        key: "pretrained",
+                        value: "imagenet".into(),
+                        expected: "a weights file, or a build with `--features pretrained` to download ImageNet weights",
+                    })
+                }
+            }
+        }
+    }
+
+    /// Loaders at `size`, through the resize cache when the images are larger than needed.
+    fn loaders(
+        &self,
+        list: &ItemList,
+        split: &Split,
+        size: u32,
+        device: &Device,
+    ) -> Result<DataLoaders> {
+        let mut list = list.clone();
+        if self.resize_cache
+            && let Some(first) = list.items.first()
+        {
+            let (w, h) = load_rgb(&first.path)?.dimensions();
+            let target = (f64::from(size) * 1.3) as u32;
+            if w.min(h) > target {
+                let cache = ResizeCacheConfig::for_size(self.out.join("cache"), size)
+                    .with_workers(self.workers.max(1));
+                let (cached, rep) = cache.apply(&list)?;
+                say!(
+                    self,
+                    "resize cache at {} px: {} written, {} reused",
+                    cache.short_side,
+                    rep.written,
+                    rep.reused
+                );
+                list = cached;
+            }
+        }
+        let on_gpu =
+            !format!("{device:?}").contains("Flex") && !format!("{device:?}").contains("NdArray");
+        Ok(DataLoadersConfig::new(size)
+            .with_batch_size(self.batch_size)
+            .with_workers(self.workers)
+            .with_aug(Some(AugPolicy::top_down()))
+            .with_aug_on(if on_gpu { AugOn::Device } else { AugOn::Cpu })
+            .with_seed(self.seed)
+            .build(&list, split))
+    }
+
+    fn train_stage(&self, learn: &mut Learner, size: u32, lr: f64, pretrained: bool) -> Result<()> {
+        let n = self.epochs;
+        match self.policy {
+            Policy::Sgdr => {
+                if pretrained {
+                    learn.freeze();
+                    say!(
+                        self,
+                        "\n== {size} px, frozen: fit_sgdr({n} cycles, cycle_len 1, cycle_mult 2), lr {lr:.2e}"
+                    );
+                    learn.fit_sgdr(n, 1, 2, lr)?;
+                    learn.unfreeze();
+                    say!(
+                        self,
+                        "\n== {size} px, unfrozen: fit_sgdr({n} cycles), lrs [lr/9, lr/3, lr]"
+                    );
+                    learn.fit_sgdr(n, 1, 2, Lrs::PerGroup(vec![lr / 9.0, lr / 3.0, lr]))?;
+                } else {
+                    say!(
+                        self,
+                        "\n== {size} px: fit_sgdr({n} cycles, cycle_len 1, cycle_mult 2), lr {lr:.2e}"
+                    );
+                    learn.fit_sgdr(n, 1, 2, lr)?;
+                }
+            }
+            Policy::OneCycle => {
+                say!(self, "\n== {size} px: fit_one_cycle({n}, {lr:.2e})");
+                learn.fit_one_cycle_with(n, lr, &OneCycle::default())?;
+            }
+            Policy::FineTune => {
+                say!(self, "\n== {size} px: fine_tune({n}, {lr:.2e})");
+                learn.fine_tune(n, lr, &Default::default())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn metric(e: fastburn_metrics::Error) -> Error {
+    Error::Learner(fastburn_learner::Error::Metric {
+        name: "f2".into(),
+        source: e,
+    })
+}
+
+/// A short name of the backend a device runs on.
+pub fn device_label(choice: DeviceChoice, device: &Device) -> String {
+    let dbg = format!("{device:?}");
+    let name = if dbg.contains("Flex") {
+        "flex"
+    } else if dbg.contains("NdArray") {
+        "ndarray"
+    } else if dbg.contains("Wgpu") || dbg.contains("Cube") {
+        "wgpu"
+    } else {
+        "unknown"
+    };
+    if choice == DeviceChoice::Auto {
+        format!("{name} (auto)")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Checks that every path of a run folder the CLI contract promises exists.
+pub fn run_artefacts(out: &Path) -> Vec<PathBuf> {
+    [
+        "metrics.json",
+        "model.fbx",
+        "history.csv",
+        "history.json",
+        "losses.png",
+        "recipe.json",
+    ]
+    .iter()
+    .map(|f| out.join(f))
+    .collect()
+}
