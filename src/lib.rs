@@ -15,6 +15,7 @@
 //! - [`metrics`] — F-beta (Kaggle's samples-averaged F2), accuracy, thresholds, ROC-AUC.
 //! - [`learner`] — the training loop: `lr_find`, SGDR, one-cycle, `fine_tune`, freezing,
 //!   discriminative learning rates, callbacks, checkpoints, TTA, prediction.
+//! - [`bench`] — training / inference throughput of a model (`fastburn bench`).
 //! - [`device`] — pick a backend from `auto|flex|ndarray|wgpu`.
 //! - [`recipe`] — the Planet recipe end to end ([`recipe::PlanetRecipe`]): what the
 //!   `planet` example and `fastburn train` run.
@@ -33,6 +34,7 @@ pub use fastburn_learner as learner;
 pub use fastburn_metrics as metrics;
 pub use fastburn_models as models;
 
+pub mod bench;
 pub mod device;
 mod error;
 pub mod recipe;

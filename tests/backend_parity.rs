@@ -14,9 +14,11 @@
 //!   wrong kernel (a bug shows up at 1e-2 or more);
 //! - gradients: 1e-3 relative — a backward pass chains twice as many reductions and
 //!   divides by batch statistics;
-//! - 20 optimiser steps: 1e-2 relative on the loss trajectory — differences compound
-//!   through the updates (SGD with momentum), and the check is that training follows the
-//!   same path, not bit equality.
+//! - training: the first epoch through the `Learner` (1e-3 on the losses), and 20 steps
+//!   where every backend starts each step from the reference's parameters (1e-3 on all
+//!   gradients). A free-running trajectory is not compared beyond one epoch: ReLU training
+//!   in f32 is chaotic, and flex diverges from itself under a 1e-6 input shift as fast as
+//!   it does from ndarray (see `first_epoch_through_the_learner_agrees`).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::Conv2dConfig;
@@ -168,7 +170,10 @@ fn narrow_resnet_forward_and_gradients_agree() {
                 .forward(t4(&x, [2, 3, 40, 40], d)),
         )
     });
-    compare("resnet18/4 forward, train", 1e-4, |d| {
+    // Train mode normalises by batch statistics: layer4 of a 40 px input is 2×2, so its
+    // BatchNorm divides by the spread of 8 values, which magnifies rounding (measured: wgpu
+    // 1.3e-4, ndarray 1.6e-5 against 3e-7 in eval mode). Tolerance as for gradients.
+    compare("resnet18/4 forward, train", 1e-3, |d| {
         let ad = d.clone().autodiff();
         values(
             model
@@ -183,19 +188,7 @@ fn narrow_resnet_forward_and_gradients_agree() {
         let ad = d.clone().autodiff();
         let m = model.clone().fork(&ad).train();
         let loss = m.forward(t4(&x, [2, 3, 40, 40], &ad)).square().mean();
-        let grads = loss.backward();
-        struct G<'a>(&'a burn::tensor::Gradients, Vec<f32>);
-        impl ModuleVisitor for G<'_> {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                if let Some(g) = p.grad(self.0) {
-                    self.1.extend(g.try_into_vec_as::<f32>().expect("grad"));
-                }
-            }
-        }
-        let mut v = G(&grads, Vec::new());
-        m.visit(&mut v);
-        assert!(!v.1.is_empty());
-        v.1
+        all_grads(&m, &loss.backward())
     });
 }
 
@@ -219,44 +212,156 @@ fn on_device_augmentation_agrees() {
     });
 }
 
-#[test]
-fn twenty_optimiser_steps_follow_the_same_trajectory() {
+/// All parameter gradients of `m` after `loss.backward()`, flattened in module order.
+fn all_grads(m: &VisionModel, grads: &burn::tensor::Gradients) -> Vec<f32> {
+    struct G<'a>(&'a burn::tensor::Gradients, Vec<f32>);
+    impl ModuleVisitor for G<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = p.grad(self.0) {
+                self.1.extend(g.try_into_vec_as::<f32>().expect("grad"));
+            }
+        }
+    }
+    let mut v = G(grads, Vec::new());
+    m.visit(&mut v);
+    assert!(!v.1.is_empty(), "no gradients");
+    v.1
+}
+
+/// A narrow ResNet and a tiny synthetic Planet set seen through the public data API.
+fn training_fixture(dir: &std::path::Path) -> (VisionModel, fastburn::data::DataLoaders) {
     use fastburn::data::synth::SynthConfig;
     use fastburn::data::{CsvConfig, DataLoadersConfig, Splitter};
-    use fastburn::learner::{Learner, LearnerConfig, OptimizerConfig};
-
-    let dir = tempfile::tempdir().unwrap();
-    SynthConfig::new(dir.path().to_path_buf())
+    SynthConfig::new(dir.to_path_buf())
         .with_n(40)
         .with_size(32)
         .generate()
         .unwrap();
-    let csv = CsvConfig::new(dir.path().join("labels.csv"), dir.path().join("train-jpg"));
+    let csv = CsvConfig::new(dir.join("labels.csv"), dir.join("train-jpg"));
     let dls = DataLoadersConfig::new(32)
         .with_batch_size(8)
         .with_workers(0)
         .with_aug(Some(AugPolicy::top_down())) // on the CPU: identical inputs everywhere
         .from_csv(&csv, &Splitter::default())
         .unwrap();
-    let cfg = LearnerConfig::new(Arch::ResNet18)
-        .with_base_width(4)
-        .with_lin_ftrs(vec![16])
-        .with_ps(0.0) // dropout masks come from each backend's own RNG
-        .with_opt(OptimizerConfig::sgd(0.9))
-        .with_path(dir.path().join("run"));
-    let model = narrow_model();
     let model = VisionModelConfig::new(Arch::ResNet18, dls.vocab.len())
         .with_base_width(4)
         .with_lin_ftrs(vec![16])
-        .with_ps(0.0)
-        .init_with_body(model.body, &Device::flex());
+        .with_ps(0.0) // dropout masks come from each backend's own RNG
+        .init_with_body(narrow_model().body, &Device::flex());
     fastburn::learner::rng::materialize(&model);
-    compare("20 SGD steps: loss trajectory", 1e-2, |d| {
+    (model, dls)
+}
+
+/// Training through the `Learner`: the first epoch's losses agree.
+///
+/// Why one epoch and not more: training a ReLU network in f32 is chaotic. Measured on this
+/// fixture, flex against *itself* with the input shifted by 1e-6 gives gradients that differ by
+/// 2e-2 after 3 steps and by 100 % after 5 (a pre-activation within rounding of zero, or a
+/// near-tie in a max pool, routes a whole upstream gradient one way or the other), and
+/// flex vs ndarray loss trajectories part the same way (10 % by step 8). A long free-running
+/// trajectory therefore cannot tell a wrong kernel from rounding. The first epoch (4 SGD
+/// steps with momentum at lr 1e-3 and the validation pass: measured ≤ 5e-6 apart; at lr 1e-2
+/// the validation loss already parts by 8e-4) is checked here end to end — loader, loss,
+/// backward, optimiser, scheduler — and `twenty_steps_agree_from_shared_parameters` checks a
+/// longer trajectory without the chaos.
+#[test]
+fn first_epoch_through_the_learner_agrees() {
+    use fastburn::learner::{Learner, LearnerConfig, OptimizerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let (model, dls) = training_fixture(dir.path());
+    let cfg = LearnerConfig::new(Arch::ResNet18)
+        .with_base_width(4)
+        .with_lin_ftrs(vec![16])
+        .with_ps(0.0)
+        .with_opt(OptimizerConfig::sgd(0.9))
+        .with_path(dir.path().join("run"));
+    compare("first epoch: 4 SGD-momentum losses", 1e-3, |d| {
         let mut l = Learner::new(model.clone(), dls.clone(), cfg.clone(), d).unwrap();
         l.quiet();
-        l.fit(5, 1e-2).unwrap(); // 32 training items / 8 = 4 steps per epoch
-        let losses: Vec<f32> = l.iterations().iter().map(|i| i.loss).collect();
-        assert_eq!(losses.len(), 20);
-        losses
+        l.fit(1, 1e-3).unwrap(); // 32 training items / 8 = 4 steps
+        let mut v: Vec<f32> = l.iterations().iter().map(|i| i.loss).collect();
+        assert_eq!(v.len(), 4);
+        // And the validation pass that ends the epoch.
+        v.push(l.history()[0].valid_loss as f32);
+        v
     });
+}
+
+/// Twenty SGD-momentum steps on the reference backend; at every step each other backend
+/// gets the reference's current parameters and batch and must produce the same loss (1e-4)
+/// and the same gradients of every parameter (1e-3 relative, as for the initial gradients
+/// above). This follows a real
+/// training trajectory — parameters far from their initialisation, BatchNorm statistics
+/// drifting — without letting rounding differences compound.
+#[test]
+fn twenty_steps_agree_from_shared_parameters() {
+    use burn::optim::GradientsParams;
+    use fastburn::learner::{OptimizerConfig, WeightDecay};
+    let dir = tempfile::tempdir().unwrap();
+    let (model, dls) = training_fixture(dir.path());
+    let tfms = dls.train.dataset().transforms().clone();
+    let batches: Vec<_> = (0..5)
+        .flat_map(|e| dls.train.epoch(e).map(|b| b.unwrap()).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(batches.len(), 20);
+    let bs = backends();
+    let reference = bs[0].1.clone().autodiff();
+    let mut m = model.fork(&reference).train();
+    let (mut opt, _) = OptimizerConfig::Sgd {
+        momentum: 0.9,
+        wd: WeightDecay::Decoupled(0.01),
+    }
+    .init();
+    let criterion = fastburn::learner::Loss::for_task(dls.task);
+    let loss_fn = |m: &VisionModel, b: &fastburn::data::Batch| {
+        criterion.forward(m.forward(b.images.clone()), b.targets.clone())
+    };
+    let mut worst = vec![0.0f32; bs.len()];
+    let mut first_loss = f32::NAN;
+    let mut last_loss = f32::NAN;
+    for (step, cpu) in batches.iter().enumerate() {
+        let batch = cpu.clone().to_device(&reference, &tfms, dls.task);
+        let loss = loss_fn(&m, &batch);
+        let value: f32 = loss.clone().into_scalar();
+        if step == 0 {
+            first_loss = value;
+        }
+        last_loss = value;
+        let grads = loss.backward();
+        let want = all_grads(&m, &grads);
+        for (k, (backend, device)) in bs.iter().enumerate().skip(1) {
+            let ad = device.clone().autodiff();
+            let mb = m.clone().fork(&ad).train();
+            let b = cpu.clone().to_device(&ad, &tfms, dls.task);
+            let loss_b = loss_fn(&mb, &b);
+            let value_b: f32 = loss_b.clone().into_scalar();
+            let got = all_grads(&mb, &loss_b.backward());
+            // The loss trajectory (1e-4, as a forward pass) and every gradient (1e-3).
+            let dl = (value - value_b).abs() / value.abs().max(1.0);
+            assert!(
+                dl <= 1e-4,
+                "backend `{backend}`, step {step}: loss {value_b} vs {value} ({dl:.3e} > 1e-4)"
+            );
+            let d = rel_diff(&want, &got).max(dl);
+            worst[k] = worst[k].max(d);
+            assert!(
+                d <= 1e-3,
+                "backend `{backend}`, step {step}: gradients differ by {d:.3e} (relative) > 1e-3"
+            );
+        }
+        let grads = GradientsParams::from_grads(grads, &m);
+        m = opt.step(1e-2, m, grads);
+    }
+    for (k, (backend, _)) in bs.iter().enumerate().skip(1) {
+        eprintln!(
+            "parity {:<28} {backend:<8} max rel |Δ| = {:.2e} (tolerance 1e-3)",
+            "20 steps, shared parameters", worst[k]
+        );
+    }
+    // The trajectory is a real one: the reference learned something.
+    assert!(
+        last_loss < first_loss,
+        "loss did not fall over 20 steps: {first_loss} → {last_loss}"
+    );
 }
