@@ -15,7 +15,7 @@
 //! - [`metrics`] — F-beta (Kaggle's samples-averaged F2), accuracy, thresholds, ROC-AUC.
 //! - [`learner`] — the training loop: `lr_find`, SGDR, one-cycle, `fine_tune`, freezing,
 //!   discriminative learning rates, callbacks, checkpoints, TTA, prediction.
-//! - [`bench`] — training / inference throughput of a model (`fastburn bench`).
+//! - [`mod@bench`] — training / inference throughput of a model (`fastburn bench`).
 //! - [`device`] — pick a backend from `auto|flex|ndarray|wgpu`.
 //! - [`recipe`] — the Planet recipe end to end ([`recipe::PlanetRecipe`]): what the
 //!   `planet` example and `fastburn train` run.
@@ -45,6 +45,11 @@ pub use error::{Error, Result};
 /// compiled as doctests).
 #[doc = include_str!("../docs/guide.md")]
 pub mod guide {}
+
+/// README.md's code blocks, compiled with the doctests so the tour cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// The names most programs use.
 pub mod prelude {
