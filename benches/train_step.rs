@@ -27,7 +27,7 @@ fn steps(c: &mut Criterion) {
             };
             // One timed training step and one inference pass per criterion iteration.
             group.bench_function(format!("{arch}_{size}px_train_and_infer_bs{BS}"), |b| {
-                b.iter(|| measure(&cfg, &device))
+                b.iter(|| measure(&cfg, &device).expect("a valid bench configuration"))
             });
         }
     }

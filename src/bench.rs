@@ -15,6 +15,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use fastburn_learner::{Loss, OptimizerConfig};
 use fastburn_models::{Arch, VisionModel, VisionModelConfig};
 
+use crate::{Error, Result};
+
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
@@ -77,23 +79,54 @@ impl fmt::Display for BenchResult {
 /// Runs `warmup` untimed then `iters` timed training steps, then the same for inference,
 /// on a random batch; returns images per second for each.
 ///
-/// # Panics
-/// When `iters`, `batch_size` or `classes` is 0, or `size` is under 32 (callers check these
-/// before calling), or when the backend fails (out of device memory).
+/// # Errors
+/// [`Error::InvalidArgument`] naming the field when `iters`, `batch_size`, `classes` or
+/// `base_width` is 0 or `size` is under 32. (A backend that runs out of device memory
+/// panics inside Burn; that is not caught here.)
 ///
 /// # Example
 /// ```
 /// use fastburn_models::Arch;
 /// use fastburn::bench::{BenchConfig, measure};
 /// let cfg = BenchConfig { base_width: 4, warmup: 0, ..BenchConfig::new(Arch::ResNet18, 32, 2, 1) };
-/// let r = measure(&cfg, &burn::tensor::Device::flex());
+/// let r = measure(&cfg, &burn::tensor::Device::flex())?;
 /// assert!(r.train_img_s > 0.0 && r.infer_img_s > 0.0 && r.mean_loss.is_finite());
+/// let bad = BenchConfig { size: 16, ..cfg };
+/// assert!(measure(&bad, &burn::tensor::Device::flex()).is_err());
+/// # Ok::<(), fastburn::Error>(())
 /// ```
-pub fn measure(cfg: &BenchConfig, device: &Device) -> BenchResult {
-    assert!(cfg.iters > 0, "bench needs at least one timed iteration");
-    assert!(cfg.batch_size > 0, "bench needs a batch size of at least 1");
-    assert!(cfg.classes > 0, "bench needs at least one class");
-    assert!(cfg.size >= 32, "a ResNet needs inputs of at least 32 px");
+pub fn measure(cfg: &BenchConfig, device: &Device) -> Result<BenchResult> {
+    let check = |ok: bool, key: &'static str, value: usize, expected: &'static str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument {
+                key,
+                value: value.to_string(),
+                expected,
+            })
+        }
+    };
+    check(
+        cfg.iters > 0,
+        "iters",
+        cfg.iters,
+        "at least 1 timed iteration",
+    )?;
+    check(
+        cfg.batch_size > 0,
+        "batch_size",
+        cfg.batch_size,
+        "at least 1",
+    )?;
+    check(cfg.classes > 0, "classes", cfg.classes, "at least 1")?;
+    check(
+        cfg.base_width > 0,
+        "base_width",
+        cfg.base_width,
+        "at least 1",
+    )?;
+    check(cfg.size >= 32, "size", cfg.size, "at least 32 px")?;
     let plain = device.clone().without_autodiff();
     let ad = plain.clone().autodiff();
     let (n, s, c) = (cfg.batch_size, cfg.size, cfg.classes);
@@ -144,9 +177,9 @@ pub fn measure(cfg: &BenchConfig, device: &Device) -> BenchResult {
     let infer_s = t1.elapsed().as_secs_f64();
 
     let images = (n * cfg.iters) as f64;
-    BenchResult {
+    Ok(BenchResult {
         train_img_s: images / train_s.max(1e-9),
         infer_img_s: images / infer_s.max(1e-9),
         mean_loss: loss_sum / cfg.iters as f64,
-    }
+    })
 }

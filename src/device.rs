@@ -102,6 +102,39 @@ impl DeviceChoice {
         v
     }
 
+    /// The backend `device` runs on, with or without autodiff: `Flex`, `NdArray` or `Wgpu`
+    /// (never `Auto`; a device that is neither flex nor ndarray is reported as `Wgpu`, the
+    /// only other backend fastburn compiles in).
+    ///
+    /// ```
+    /// # #[cfg(feature = "flex")] {
+    /// use fastburn::device::DeviceChoice;
+    /// let device = burn::tensor::Device::flex();
+    /// assert_eq!(DeviceChoice::of(&device), DeviceChoice::Flex);
+    /// assert_eq!(DeviceChoice::of(&device.autodiff()), DeviceChoice::Flex);
+    /// assert!(DeviceChoice::Flex.is_cpu() && !DeviceChoice::Wgpu.is_cpu());
+    /// # }
+    /// ```
+    pub fn of(device: &Device) -> DeviceChoice {
+        #[cfg(feature = "flex")]
+        if *device == Device::flex() {
+            return DeviceChoice::Flex;
+        }
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        if *device == Device::ndarray() {
+            return DeviceChoice::NdArray;
+        }
+        let _ = device;
+        DeviceChoice::Wgpu
+    }
+
+    /// Whether the backend computes on the CPU (flex, ndarray): there, augmentation runs
+    /// per item in the loader's workers; on a GPU it runs batched on the device.
+    pub fn is_cpu(self) -> bool {
+        matches!(self, DeviceChoice::Flex | DeviceChoice::NdArray)
+    }
+
     /// The device (without autodiff; training calls `.autodiff()` on it).
     ///
     /// # Errors

@@ -72,6 +72,47 @@ pub enum Pretrained {
     ImageNet,
 }
 
+impl Pretrained {
+    /// The pretrained body of `arch` (torchvision's layout, classifier dropped), or `None`
+    /// for [`Pretrained::None`]. The recipe and the CLI load weights through this.
+    ///
+    /// ```
+    /// use fastburn::models::Arch;
+    /// use fastburn::recipe::Pretrained;
+    /// let device = burn::tensor::Device::flex();
+    /// assert!(Pretrained::None.body(Arch::ResNet18, &device)?.is_none());
+    /// let missing = Pretrained::File("no/such/resnet18.pth".into());
+    /// assert!(missing.body(Arch::ResNet18, &device).unwrap_err().to_string().contains("no/such"));
+    /// # Ok::<(), fastburn::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The weights file is unreadable or does not fit `arch`; `ImageNet` without the
+    /// `pretrained` feature; a failed or corrupt download.
+    pub fn body(&self, arch: Arch, device: &Device) -> Result<Option<ResNetBody>> {
+        match self {
+            Pretrained::None => Ok(None),
+            Pretrained::File(path) => Ok(Some(fastburn_models::load_body(arch, path, device)?)),
+            Pretrained::ImageNet => {
+                #[cfg(feature = "pretrained")]
+                {
+                    let w = fastburn_models::weights::Weights::default_for(arch);
+                    Ok(Some(fastburn_models::weights::pretrained_body(w, device)?))
+                }
+                #[cfg(not(feature = "pretrained"))]
+                {
+                    let _ = (arch, device);
+                    Err(Error::InvalidArgument {
+                        key: "pretrained",
+                        value: "imagenet".into(),
+                        expected: "`none` or a weights file; downloading ImageNet weights needs a build with `--features pretrained`",
+                    })
+                }
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for Pretrained {
     type Err = std::convert::Infallible;
 
@@ -279,7 +320,7 @@ impl PlanetRecipe {
         );
 
         // Model.
-        let pretrained_body = self.pretrained_body(&device)?;
+        let pretrained_body = self.pretrained.body(self.arch, &device)?;
         let is_pretrained = pretrained_body.is_some();
         let opt = self.opt.unwrap_or(if is_pretrained {
             OptimizerConfig::sgd(0.9)
@@ -481,31 +522,6 @@ impl PlanetRecipe {
         }
     }
 
-    fn pretrained_body(&self, device: &Device) -> Result<Option<ResNetBody>> {
-        match &self.pretrained {
-            Pretrained::None => Ok(None),
-            Pretrained::File(path) => {
-                Ok(Some(fastburn_models::load_body(self.arch, path, device)?))
-            }
-            Pretrained::ImageNet => {
-                #[cfg(feature = "pretrained")]
-                {
-                    let w = fastburn_models::weights::Weights::default_for(self.arch);
-                    Ok(Some(fastburn_models::weights::pretrained_body(w, device)?))
-                }
-                #[cfg(not(feature = "pretrained"))]
-                {
-                    let _ = device;
-                    Err(Error::InvalidArgument {
-                        key: "pretrained",
-                        value: "imagenet".into(),
-                        expected: "a weights file, or a build with `--features pretrained` to download ImageNet weights",
-                    })
-                }
-            }
-        }
-    }
-
     /// Loaders at `size`, through the resize cache when the images are larger than needed.
     fn loaders(
         &self,
@@ -534,8 +550,7 @@ impl PlanetRecipe {
                 list = cached;
             }
         }
-        let on_gpu =
-            !format!("{device:?}").contains("Flex") && !format!("{device:?}").contains("NdArray");
+        let on_gpu = !DeviceChoice::of(device).is_cpu();
         Ok(DataLoadersConfig::new(size)
             .with_batch_size(self.batch_size)
             .with_workers(self.workers)
@@ -592,16 +607,7 @@ fn metric(e: fastburn_metrics::Error) -> Error {
 
 /// A short name of the backend a device runs on.
 pub fn device_label(choice: DeviceChoice, device: &Device) -> String {
-    let dbg = format!("{device:?}");
-    let name = if dbg.contains("Flex") {
-        "flex"
-    } else if dbg.contains("NdArray") {
-        "ndarray"
-    } else if dbg.contains("Wgpu") || dbg.contains("Cube") {
-        "wgpu"
-    } else {
-        "unknown"
-    };
+    let name = DeviceChoice::of(device);
     if choice == DeviceChoice::Auto {
         format!("{name} (auto)")
     } else {

@@ -13,8 +13,8 @@ use fastburn::learner::{
     LearnerConfig, LrFindConfig, OptimizerConfig, Suggest, Tta, load_learner, vision_learner,
     write_submission,
 };
-use fastburn::models::{Arch, ResNetBody, VisionModelConfig, summary};
-use fastburn::recipe::{PlanetRecipe, Pretrained, device_label};
+use fastburn::models::{VisionModelConfig, summary};
+use fastburn::recipe::PlanetRecipe;
 
 use crate::args::{
     BenchArgs, DataArgs, LrFindArgs, PredictArgs, ShowBatchArgs, SummaryArgs, SynthArgs, TrainArgs,
@@ -215,39 +215,10 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// Pretrained weights for `arch`, as the recipe loads them.
-///
-/// # Errors
-/// The weights file is unreadable or does not fit `arch`; `imagenet` without the
-/// `pretrained` feature; a failed download.
-pub fn pretrained_body(p: &Pretrained, arch: Arch, device: &Device) -> Result<Option<ResNetBody>> {
-    match p {
-        Pretrained::None => Ok(None),
-        Pretrained::File(path) => Ok(Some(fastburn::models::load_body(arch, path, device)?)),
-        Pretrained::ImageNet => {
-            #[cfg(feature = "pretrained")]
-            {
-                let w = fastburn::models::weights::Weights::default_for(arch);
-                Ok(Some(fastburn::models::weights::pretrained_body(w, device)?))
-            }
-            #[cfg(not(feature = "pretrained"))]
-            {
-                let _ = (arch, device);
-                Err(CliError::InvalidFlag {
-                    flag: "--pretrained",
-                    value: "imagenet".into(),
-                    expected: "`none` or a weights file; downloading ImageNet weights needs a build with `--features pretrained`",
-                })
-            }
-        }
-    }
-}
-
 /// Where augmentation runs on `device`: on the device for GPUs, per item on CPUs (as the
 /// recipe does).
-fn aug_on(choice: DeviceChoice, device: &Device) -> AugOn {
-    let label = device_label(choice, device);
-    if label.starts_with("flex") || label.starts_with("ndarray") {
+fn aug_on(device: &Device) -> AugOn {
+    if DeviceChoice::of(device).is_cpu() {
         AugOn::Cpu
     } else {
         AugOn::Device
@@ -304,10 +275,10 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
         .with_batch_size(a.bs)
         .with_workers(a.workers)
         .with_aug(Some(AugPolicy::top_down()))
-        .with_aug_on(aug_on(a.device, &device))
+        .with_aug_on(aug_on(&device))
         .with_seed(a.seed)
         .build(&list, &split);
-    let body = pretrained_body(&a.pretrained, a.arch, &device)?;
+    let body = a.pretrained.body(a.arch, &device)?;
     let opt = a
         .opt
         .map(OptimizerConfig::from)
@@ -401,7 +372,7 @@ pub fn summary_cmd(a: &SummaryArgs) -> Result<()> {
     let model = VisionModelConfig::new(a.arch, a.classes)
         .with_base_width(a.width)
         .init(&device);
-    println!("{}", summary(&model, [a.bs, 3, a.size, a.size], &device));
+    println!("{}", summary(&model, [a.bs, 3, a.size, a.size], &device)?);
     Ok(())
 }
 
@@ -426,6 +397,6 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         warmup: a.warmup,
         seed: a.seed,
     };
-    println!("{}", measure(&cfg, &device));
+    println!("{}", measure(&cfg, &device)?);
     Ok(())
 }

@@ -672,7 +672,7 @@ fn bench_measure_times_training_and_inference() {
         warmup: 0,
         ..BenchConfig::new(fastburn::models::Arch::ResNet18, 32, 2, 2)
     };
-    let r = measure(&cfg, &fastburn::burn::tensor::Device::flex());
+    let r = measure(&cfg, &fastburn::burn::tensor::Device::flex()).unwrap();
     assert!(r.train_img_s.is_finite() && r.train_img_s > 0.0, "{r:?}");
     assert!(r.infer_img_s.is_finite() && r.infer_img_s > 0.0, "{r:?}");
     // BCE of random logits against random targets, averaged: positive and finite.

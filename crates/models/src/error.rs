@@ -127,6 +127,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An input shape the model cannot take (e.g. in [`summary`](crate::summary)).
+    #[error("input shape {shape:?} does not fit the {model}: {expected}")]
+    InvalidInput {
+        /// The shape given, `[N, C, H, W]`.
+        shape: [usize; 4],
+        /// The model's type.
+        model: &'static str,
+        /// What would fit.
+        expected: String,
+    },
 }
 
 /// Why a download failed (the source of [`Error::Download`]).

@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 
 use crate::head::pool;
 use crate::resnet::{maxpool, stage};
-use crate::{Block, Head, ResNet, ResNetBody, VisionModel};
+use crate::{Block, Error, Head, ResNet, ResNetBody, VisionModel};
 
 /// Number of parameters of a module — weights and biases, *not* BatchNorm running
 /// statistics (Burn's [`Module::num_params`] counts those too; PyTorch's
@@ -126,6 +126,9 @@ pub trait Summarize: Module {
     /// The type name in the table's header.
     fn type_name(&self) -> &'static str;
 
+    /// Input channels the model takes.
+    fn in_channels(&self) -> usize;
+
     /// Runs `x` through the model (which the caller has put in eval mode), one row per
     /// top-level layer; `trainable` holds the ids of the trainable parameters.
     fn layer_rows(&self, x: Tensor<4>, trainable: &HashSet<ParamId>) -> Vec<LayerSummary>;
@@ -142,7 +145,7 @@ pub trait Summarize: Module {
 ///
 /// let device = Device::flex();
 /// let model = VisionModelConfig::new(Arch::ResNet18, 17).with_base_width(8).init(&device);
-/// let s = summary(&model, [2, 3, 64, 64], &device);
+/// let s = summary(&model, [2, 3, 64, 64], &device)?;
 /// let layer4 = s.layers.iter().find(|l| l.name == "body.layer4").unwrap();
 /// assert_eq!(layer4.output_shape, vec![2, 64, 2, 2]);
 /// let pool = s.layers.iter().find(|l| l.name == "head.pool").unwrap();
@@ -150,24 +153,50 @@ pub trait Summarize: Module {
 /// assert_eq!(s.total_params, fastburn_models::num_parameters(&model));
 /// assert_eq!(s.trainable_params, s.total_params);
 /// println!("{s}");
+/// // An input the network cannot take is an error, not a panic:
+/// assert!(summary(&model, [2, 3, 16, 16], &device).is_err());
+/// # Ok::<(), fastburn_models::Error>(())
 /// ```
 ///
-/// # Panics
-/// If the input does not fit the model (wrong channel count, spatial size < 32 for a
-/// ResNet).
-pub fn summary<M: Summarize>(model: &M, input: [usize; 4], device: &Device) -> Summary {
+/// # Errors
+/// [`Error::InvalidInput`] when the input does not fit the model: an empty batch, a
+/// channel count other than the stem's, or a side under 32 px (a ResNet halves it five
+/// times).
+pub fn summary<M: Summarize>(
+    model: &M,
+    input: [usize; 4],
+    device: &Device,
+) -> Result<Summary, Error> {
+    let [n, c, h, w] = input;
+    let want_c = model.in_channels();
+    let problem = if n == 0 {
+        Some("a batch of at least one image".to_string())
+    } else if c != want_c {
+        Some(format!("{want_c} input channels"))
+    } else if h < 32 || w < 32 {
+        Some("height and width of at least 32 px".to_string())
+    } else {
+        None
+    };
+    if let Some(expected) = problem {
+        return Err(Error::InvalidInput {
+            shape: input,
+            model: model.type_name(),
+            expected,
+        });
+    }
     let trainable = trainable_ids(model);
     let eval = model.valid();
     let x = Tensor::zeros(input, &device.clone().without_autodiff());
     let layers = eval.layer_rows(x, &trainable);
     let (total_params, trainable_params) = count(model, Some(&trainable));
-    Summary {
+    Ok(Summary {
         model: model.type_name().to_string(),
         input_shape: input,
         layers,
         total_params,
         trainable_params,
-    }
+    })
 }
 
 struct Rows<'a> {
@@ -275,6 +304,10 @@ impl Summarize for VisionModel {
         "VisionModel"
     }
 
+    fn in_channels(&self) -> usize {
+        self.body.in_channels()
+    }
+
     fn layer_rows(&self, x: Tensor<4>, trainable: &HashSet<ParamId>) -> Vec<LayerSummary> {
         let b = &self.body;
         let mut rows = Rows::new("body.", trainable);
@@ -296,6 +329,10 @@ impl Summarize for VisionModel {
 impl Summarize for ResNet {
     fn type_name(&self) -> &'static str {
         "ResNet"
+    }
+
+    fn in_channels(&self) -> usize {
+        ResNet::in_channels(self)
     }
 
     fn layer_rows(&self, x: Tensor<4>, trainable: &HashSet<ParamId>) -> Vec<LayerSummary> {
@@ -320,6 +357,10 @@ impl Summarize for ResNet {
 impl Summarize for ResNetBody {
     fn type_name(&self) -> &'static str {
         "ResNetBody"
+    }
+
+    fn in_channels(&self) -> usize {
+        ResNetBody::in_channels(self)
     }
 
     fn layer_rows(&self, x: Tensor<4>, trainable: &HashSet<ParamId>) -> Vec<LayerSummary> {

@@ -12,7 +12,7 @@ fn vision_model_summary_rows_shapes_and_counts() {
     let model = VisionModelConfig::new(Arch::ResNet34, 17)
         .with_base_width(8)
         .init(&d);
-    let s = summary(&model, [2, 3, 64, 64], &d);
+    let s = summary(&model, [2, 3, 64, 64], &d).unwrap();
     let names: Vec<&str> = s.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
@@ -86,7 +86,7 @@ fn frozen_groups_show_as_not_trainable() {
     let model = model
         .freeze_group(groups[0].clone())
         .freeze_group(groups[1].clone());
-    let s = summary(&model, [1, 3, 32, 32], &d);
+    let s = summary(&model, [1, 3, 32, 32], &d).unwrap();
     let head = num_parameters(&model.head);
     assert_eq!(s.trainable_params, head);
     for l in &s.layers {
@@ -114,7 +114,7 @@ fn summary_does_not_change_the_model() {
         .value()
         .try_into_vec_as()
         .unwrap();
-    summary(&model, [2, 3, 32, 32], &d);
+    summary(&model, [2, 3, 32, 32], &d).unwrap();
     let after: Vec<f32> = model
         .body
         .bn1
@@ -130,7 +130,7 @@ fn summary_does_not_change_the_model() {
 fn full_size_resnet_summary_counts_torchvision_parameters() {
     let d = device();
     let model = ResNetConfig::new(Arch::ResNet34).init(&d);
-    let s = summary(&model, [1, 3, 64, 64], &d);
+    let s = summary(&model, [1, 3, 64, 64], &d).unwrap();
     assert_eq!(s.total_params, 21_797_672);
     let fc = s.layers.last().unwrap();
     assert_eq!(
@@ -141,7 +141,40 @@ fn full_size_resnet_summary_counts_torchvision_parameters() {
     // Burn's own count includes the BatchNorm running statistics.
     assert!(model.num_params() > s.total_params);
     let body = ResNetConfig::new(Arch::ResNet50).init_body(&d);
-    let s = summary(&body, [1, 3, 64, 64], &d);
+    let s = summary(&body, [1, 3, 64, 64], &d).unwrap();
     assert_eq!(s.total_params, 25_557_032 - 2048 * 1000 - 1000);
     assert_eq!(s.layers.last().unwrap().output_shape, [1, 2048, 2, 2]);
+}
+
+#[test]
+fn inputs_the_model_cannot_take_are_typed_errors() {
+    use fastburn_models::Error;
+    let d = device();
+    let model = VisionModelConfig::new(Arch::ResNet18, 4)
+        .with_base_width(4)
+        .init(&d);
+    for (shape, why) in [
+        ([1, 3, 31, 64], "32 px"),
+        ([1, 3, 64, 8], "32 px"),
+        ([0, 3, 64, 64], "at least one image"),
+        ([1, 4, 64, 64], "3 input channels"),
+    ] {
+        match summary(&model, shape, &d) {
+            Err(e @ Error::InvalidInput { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(why) && msg.contains("VisionModel"), "{msg}");
+                assert!(msg.contains(&format!("{shape:?}")), "{msg}");
+            }
+            other => panic!("{shape:?}: expected InvalidInput, got {other:?}"),
+        }
+    }
+    let body = ResNetConfig::new(Arch::ResNet18)
+        .with_base_width(4)
+        .with_in_channels(4)
+        .init_body(&d);
+    assert!(
+        summary(&body, [1, 4, 32, 32], &d).is_ok(),
+        "4-band stems are fine"
+    );
+    assert!(summary(&body, [1, 3, 32, 32], &d).is_err());
 }
