@@ -6,7 +6,10 @@
 //! and `manifest.json` — written last, with the SHA-256 of every file and a format
 //! version. The folder is assembled under a temporary name and renamed into place, so a
 //! kill at any point leaves either the complete new checkpoint or none; the previous one is
-//! untouched. Loading verifies every hash and names the corrupted file.
+//! untouched. A checkpoint with the same number (a new run over an old folder) is first
+//! renamed aside to `ckpt-NNNNNN.prev`, which still counts as a checkpoint until the new
+//! one is in place, so no moment exists where neither is on disk. Loading verifies every
+//! hash and names the corrupted file.
 
 use std::path::{Path, PathBuf};
 
@@ -91,29 +94,54 @@ fn ckpt_name(epochs_done: usize) -> String {
     format!("ckpt-{epochs_done:06}")
 }
 
-/// Complete-looking checkpoint folders in `dir`, newest first (by epochs completed).
-pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
+/// Suffix of a checkpoint renamed aside while a new one with its number moves in.
+const PREV: &str = ".prev";
+
+/// `(epochs done, is a renamed-aside .prev copy, path)` of every checkpoint-named folder.
+fn checkpoint_entries(dir: &Path) -> Vec<(usize, bool, PathBuf)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut v: Vec<(usize, PathBuf)> = rd
+    let mut v: Vec<(usize, bool, PathBuf)> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let n = name.strip_prefix("ckpt-")?.parse::<usize>().ok()?;
-            Some((n, e.path()))
+            let rest = name.strip_prefix("ckpt-")?;
+            let (num, prev) = match rest.strip_suffix(PREV) {
+                Some(num) => (num, true),
+                None => (rest, false),
+            };
+            Some((num.parse::<usize>().ok()?, prev, e.path()))
         })
         .collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.0));
-    v.into_iter().map(|(_, p)| p).collect()
+    // Newest first; for one number the checkpoint itself before its `.prev` copy.
+    v.sort_by_key(|e| (std::cmp::Reverse(e.0), e.1));
+    v
 }
 
-/// Keeps the newest `keep` checkpoints in `dir` and removes leftovers of interrupted saves.
+/// Complete-looking checkpoint folders in `dir`, newest first (by epochs completed). A
+/// `ckpt-NNNNNN.prev` folder (left by a save killed while replacing `ckpt-NNNNNN`) is
+/// listed right after its number's checkpoint, or alone when that one is missing.
+pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
+    checkpoint_entries(dir)
+        .into_iter()
+        .map(|(_, _, p)| p)
+        .collect()
+}
+
+/// Keeps the newest `keep` checkpoints in `dir` and removes leftovers of interrupted saves
+/// (temporary folders, and `.prev` copies whose checkpoint is in place).
 ///
 /// # Errors
 /// [`Error::Io`] when a folder cannot be removed.
 pub fn prune(dir: &Path, keep: usize) -> Result<()> {
-    for old in list_checkpoints(dir).into_iter().skip(keep) {
+    let entries = checkpoint_entries(dir);
+    let primaries: std::collections::HashSet<usize> =
+        entries.iter().filter(|e| !e.1).map(|e| e.0).collect();
+    let (stale, live): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|(n, prev, _)| *prev && primaries.contains(n));
+    for (_, _, old) in stale.into_iter().chain(live.into_iter().skip(keep)) {
         std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -258,12 +286,21 @@ impl Learner {
         let mjson = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         fastburn_data::write_atomic(&tmp.join("manifest.json"), &mjson)?;
         let fin = dir.join(ckpt_name(done));
+        let prev = dir.join(format!("{}{PREV}", ckpt_name(done)));
         if fin.exists() {
-            std::fs::remove_dir_all(&fin).map_err(|e| Error::io(&fin, e))?;
+            // Never delete the only copy: move it aside (atomic), move the new one in, and
+            // only then remove the old one. A kill in between leaves a loadable `.prev`.
+            if prev.exists() {
+                std::fs::remove_dir_all(&prev).map_err(|e| Error::io(&prev, e))?;
+            }
+            std::fs::rename(&fin, &prev).map_err(|e| Error::io(&prev, e))?;
         }
         std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
+        }
+        if prev.exists() {
+            std::fs::remove_dir_all(&prev).map_err(|e| Error::io(&prev, e))?;
         }
         Ok(fin)
     }

@@ -56,6 +56,44 @@ fn a_checkpoint_is_a_verified_set() {
     );
 }
 
+/// Saving over a checkpoint with the same number never leaves a moment with neither: the old
+/// one is renamed aside to `.prev` first. A kill right after that rename leaves only the
+/// `.prev` copy, which resume must load; the next save cleans it up.
+#[test]
+fn replacing_a_checkpoint_never_leaves_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    let mut l = common::learner(dir.path(), 24, 32, 8);
+    l.fit(1, 1e-3).unwrap();
+    let first = l.save_checkpoint(&ck).unwrap();
+    assert!(first.ends_with("ckpt-000001"));
+    // The same number again (a new run in an old folder): replaced, nothing left aside.
+    let again = l.save_checkpoint(&ck).unwrap();
+    assert_eq!(again, first);
+    let names = |p: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&ck), ["ckpt-000001"]);
+
+    // The state a kill between the two renames leaves: only `ckpt-000001.prev`.
+    let prev = ck.join("ckpt-000001.prev");
+    std::fs::rename(&first, &prev).unwrap();
+    assert_eq!(list_checkpoints(&ck), std::slice::from_ref(&prev));
+    let mut fresh = common::learner(dir.path(), 24, 32, 8);
+    assert_eq!(fresh.resume(&ck).unwrap(), prev);
+    assert_eq!(fresh.state().epochs_done, 1);
+    assert_eq!(common::weights(&fresh), common::weights(&l));
+    // With the checkpoint back in place, the stale copy is pruned.
+    fresh.save_checkpoint(&ck).unwrap();
+    fastburn_learner::prune(&ck, 3).unwrap();
+    assert_eq!(names(&ck), ["ckpt-000001"]);
+}
+
 #[test]
 fn wrong_vocabulary_and_truncated_weights_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
