@@ -4,9 +4,10 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
+
+use fastburn_kernels::{Activation, conv_bn};
 
 use crate::Arch;
 
@@ -133,20 +134,32 @@ impl Block {
 
     /// `relu(residual(x) + identity(x))`.
     ///
+    /// Each convolution goes with its BatchNorm (and the ReLU, and the residual add of the
+    /// last one) through [`conv_bn`]: the kernels layer decides how that runs (fused
+    /// BatchNorm in training, BatchNorm folded into the weights in eval mode).
+    ///
     /// # Shapes
     /// - `x`: `[N, C_in, H, W]`
     /// - output: `[N, C_out, ⌈H/stride⌉, ⌈W/stride⌉]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some((conv, bn)) => bn.forward(conv_fwd(conv, x.clone())),
+            Some((conv, bn)) => conv_bn(conv, bn, x.clone(), None, Activation::Identity),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(conv_fwd(&self.conv1, x)));
-        let mut out = self.bn2.forward(conv_fwd(&self.conv2, out));
-        if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = bn3.forward(conv_fwd(conv3, relu(out)));
+        let out = conv_bn(&self.conv1, &self.bn1, x, None, Activation::Relu);
+        match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => {
+                let out = conv_bn(&self.conv2, &self.bn2, out, None, Activation::Relu);
+                conv_bn(conv3, bn3, out, Some(identity), Activation::Relu)
+            }
+            _ => conv_bn(
+                &self.conv2,
+                &self.bn2,
+                out,
+                Some(identity),
+                Activation::Relu,
+            ),
         }
-        relu(out + identity)
     }
 }
 
@@ -296,87 +309,9 @@ fn conv(in_ch: usize, out_ch: usize, kernel: usize, stride: usize, device: &Devi
         .init(device)
 }
 
-/// Output maps with at most this many positions per image take [`conv_batched`].
-const BATCHED_CONV_MAX_POSITIONS: usize = 8;
-
-/// A ResNet convolution: Burn's `Conv2d::forward`, except on tiny output maps.
-///
-/// Burn's CPU convolution (flex) runs one GEMM per image whose long side is the image's
-/// output positions. On ResNet's last stage at 64 px that side is 2×2 = 4, so the 16-lane
-/// AVX-512 (or 8-lane AVX2) micro-kernel runs mostly empty: profiling showed 47 % of a
-/// ResNet-34 training step in that kernel. There [`conv_batched`] gathers the patches of
-/// the whole batch and does one matmul with `batch × positions` rows instead, which is the
-/// same arithmetic (sums in another order) and raised the training step from 37 to 40 img/s
-/// (`fastburn bench --arch resnet34 --size 64 --bs 64`). Larger maps keep Burn's kernel,
-/// which is faster there (measured at 4×4 and above).
-pub(crate) fn conv_fwd(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    let [kh, kw] = conv.kernel_size;
-    let pad = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right)
-            if top == bottom && left == right && top == left =>
-        {
-            Some(top)
-        }
-        PaddingConfig2d::Valid => Some(0),
-        _ => None,
-    };
-    let [sh, sw] = conv.stride;
-    match pad {
-        Some(p)
-            if conv.groups == 1
-                && conv.dilation == [1, 1]
-                && sh == sw
-                && h + 2 * p >= kh
-                && w + 2 * p >= kw
-                && ((h + 2 * p - kh) / sh + 1) * ((w + 2 * p - kw) / sw + 1)
-                    <= BATCHED_CONV_MAX_POSITIONS =>
-        {
-            conv_batched(conv, x, p)
-        }
-        _ => conv.forward(x),
-    }
-}
-
-/// Convolution (no groups, no dilation, square stride, padding `p` on every side) as
-/// explicit patches in NHWC order and one matmul over all images and positions.
-fn conv_batched(conv: &Conv2d, x: Tensor<4>, p: usize) -> Tensor<4> {
-    let weight = conv.weight.val();
-    let [cout, cin, kh, kw] = weight.dims();
-    let [b, _, h, w] = x.dims();
-    let s = conv.stride[0];
-    let ho = (h + 2 * p - kh) / s + 1;
-    let wo = (w + 2 * p - kw) / s + 1;
-    let xp = if p > 0 { x.pad((p, p, p, p), 0.0) } else { x };
-    let xp = xp.permute([0, 2, 3, 1]); // [b, h, w, c]
-    let window = |i: usize, j: usize| {
-        xp.clone()
-            .slice(s![.., i..(i + s * (ho - 1) + 1);s, j..(j + s * (wo - 1) + 1);s, ..])
-    };
-    let cols = if kh * kw == 1 {
-        window(0, 0)
-    } else {
-        let patches = (0..kh)
-            .flat_map(|i| (0..kw).map(move |j| (i, j)))
-            .map(|(i, j)| window(i, j))
-            .collect();
-        Tensor::cat(patches, 3) // [b, ho, wo, (kh, kw, c)]
-    };
-    let cols = cols.reshape([b * ho * wo, kh * kw * cin]);
-    let wm = weight.permute([2, 3, 1, 0]).reshape([kh * kw * cin, cout]);
-    let y = cols
-        .matmul(wm)
-        .reshape([b, ho, wo, cout])
-        .permute([0, 3, 1, 2]);
-    match &conv.bias {
-        Some(bias) => y + bias.val().reshape([1, cout, 1, 1]),
-        None => y,
-    }
-}
-
 /// conv1 → bn1 → ReLU → 3×3 max pool (stride 2, padding 1).
 pub(crate) fn stem(conv1: &Conv2d, bn1: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    maxpool(relu(bn1.forward(conv1.forward(x))))
+    maxpool(conv_bn(conv1, bn1, x, None, Activation::Relu))
 }
 
 pub(crate) fn maxpool(x: Tensor<4>) -> Tensor<4> {
@@ -601,67 +536,5 @@ impl ResNetBody {
     pub fn adapt_in_channels_with(mut self, n: usize, rule: ChannelAdapt) -> ResNetBody {
         self.conv1 = adapt_conv(self.conv1, n, rule);
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::tensor::Distribution;
-
-    fn max_abs(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        (a - b).abs().max().into_scalar::<f32>()
-    }
-
-    /// The batched path is the same convolution as Burn's: values and gradients (input,
-    /// weight, bias), for 3×3 stride 1 and 2, 1×1 stride 2, and 7×7, on tiny maps.
-    #[test]
-    fn batched_conv_equals_burns_conv() {
-        let device = Device::flex().autodiff();
-        for (k, s, bias, hw) in [
-            (3, 1, false, 2),
-            (3, 2, true, 3),
-            (1, 2, false, 4),
-            (7, 2, true, 5),
-        ] {
-            let conv = Conv2dConfig::new([5, 6], [k, k])
-                .with_stride([s, s])
-                .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
-                .with_bias(bias)
-                .init(&device);
-            let x = Tensor::<4>::random([3, 5, hw, hw], Distribution::Normal(0.0, 1.0), &device)
-                .require_grad();
-            let p = k / 2;
-            let ours = conv_batched(&conv, x.clone(), p);
-            let burns = conv.forward(x.clone());
-            assert_eq!(ours.dims(), burns.dims());
-            let d = max_abs(ours.clone(), burns.clone());
-            assert!(d < 1e-5, "k={k} s={s}: forward differs by {d}");
-            // Weighted sums so that every output element has its own gradient.
-            let r = Tensor::<4>::random(ours.dims(), Distribution::Normal(0.0, 1.0), &device);
-            let g1 = (ours * r.clone()).sum().backward();
-            let g2 = (burns * r).sum().backward();
-            let dx = max_abs(x.grad(&g1).unwrap(), x.grad(&g2).unwrap());
-            assert!(dx < 1e-5, "k={k} s={s}: input gradient differs by {dx}");
-            let w = conv.weight.val();
-            let dw = max_abs(w.grad(&g1).unwrap(), w.grad(&g2).unwrap());
-            assert!(dw < 1e-4, "k={k} s={s}: weight gradient differs by {dw}");
-            if let Some(b) = &conv.bias {
-                let b = b.val();
-                let db = (b.grad(&g1).unwrap() - b.grad(&g2).unwrap()).abs().max();
-                assert!(db.into_scalar::<f32>() < 1e-4, "k={k} s={s}: bias gradient");
-            }
-        }
-    }
-
-    /// Only tiny maps take the batched path; a 16×16 map keeps Burn's kernel.
-    #[test]
-    fn dispatch_follows_the_map_size() {
-        let device = Device::flex();
-        let conv = conv(4, 4, 3, 1, &device);
-        let small = Tensor::<4>::random([2, 4, 2, 2], Distribution::Normal(0.0, 1.0), &device);
-        let big = Tensor::<4>::random([2, 4, 16, 16], Distribution::Normal(0.0, 1.0), &device);
-        assert!(max_abs(conv_fwd(&conv, small.clone()), conv.forward(small)) < 1e-5);
-        assert!(max_abs(conv_fwd(&conv, big.clone()), conv.forward(big)) == 0.0);
     }
 }
