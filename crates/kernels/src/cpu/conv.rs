@@ -225,7 +225,7 @@ fn im2col(g: &ConvGeom, how: &Patches, x: &[f32], n0: usize, nb: usize, col: &mu
         .for_each(|(r, row)| im2col_row(g, how, x, n0, nb, r, row));
 }
 
-#[inline(never)]
+multiversion! {
 fn im2col_row(
     g: &ConvGeom,
     how: &Patches,
@@ -246,8 +246,11 @@ fn im2col_row(
         match how {
             Patches::Pointwise => out.copy_from_slice(plane),
             Patches::Table(t) => {
-                for (o, &at) in out.iter_mut().zip(&t[tap * p..][..p]) {
-                    *o = if at >= 0 { plane[at as usize] } else { 0.0 };
+                let t = &t[tap * p..][..p];
+                for (o, &at) in out.iter_mut().zip(t) {
+                    // SAFETY: `tap_table` writes only offsets `ih·w + iw` with `ih < h` and
+                    // `iw < w`, i.e. below `h·w == plane.len()`, or −1.
+                    *o = if at >= 0 { unsafe { *plane.get_unchecked(at as usize) } } else { 0.0 };
                 }
             }
             Patches::Rows => {
@@ -272,6 +275,7 @@ fn im2col_row(
         }
     }
 }
+}
 
 /// Adds the patch-matrix gradient `dcol` (`[k, nb·p]`) of images `[n0, n0 + nb)` into their
 /// input gradient `dx` (`[nb, c, h, w]`, this chunk only).
@@ -284,7 +288,7 @@ fn col2im(g: &ConvGeom, how: &Patches, dcol: &[f32], nb: usize, dx: &mut [f32]) 
         .for_each(|(plane_idx, plane)| col2im_plane(g, how, dcol, nb, plane_idx, plane));
 }
 
-#[inline(never)]
+multiversion! {
 fn col2im_plane(
     g: &ConvGeom,
     how: &Patches,
@@ -330,6 +334,7 @@ fn col2im_plane(
             }
         }
     }
+}
 }
 
 /// `dst[m, n] = lhs[m, k] · rhs[k, n]` (or `+=` with `accumulate`), all row-major slices given
@@ -464,7 +469,7 @@ pub fn conv2d_forward(
     y
 }
 
-#[inline(never)]
+multiversion! {
 fn epilogue(dst: &mut [f32], src: &[f32], b: f32, act: Activation) {
     match act {
         Activation::Identity => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b),
@@ -474,14 +479,16 @@ fn epilogue(dst: &mut [f32], src: &[f32], b: f32, act: Activation) {
             .for_each(|(d, s)| *d = (s + b).max(0.0)),
     }
 }
+}
 
-#[inline(never)]
+multiversion! {
 fn epilogue_in_place(dst: &mut [f32], b: f32, act: Activation) {
     match act {
         Activation::Identity if b == 0.0 => {}
         Activation::Identity => dst.iter_mut().for_each(|d| *d += b),
         Activation::Relu => dst.iter_mut().for_each(|d| *d = (*d + b).max(0.0)),
     }
+}
 }
 
 /// What [`conv2d_backward`] computes.
@@ -581,8 +588,8 @@ pub fn conv2d_backward(
     (dx, dw, db)
 }
 
+multiversion! {
 /// Row `oc` of the chunk's output gradient as `[nb·p]`, masked where the ReLU was off.
-#[inline(never)]
 fn gather_grad(
     g: &ConvGeom,
     grad: &[f32],
@@ -605,6 +612,7 @@ fn gather_grad(
             None => dst.copy_from_slice(src),
         }
     }
+}
 }
 
 #[cfg(test)]

@@ -2,6 +2,39 @@
 //! types, so each can be tested and benchmarked on its own. The backend extension
 //! ([`crate::ext`]) moves Burn's flex tensors in and out of them.
 
+/// Compiles a function body three times — for AVX-512 (x86-64-v4), AVX2 + FMA (v3) and the
+/// baseline — and picks one at run time, like the `gemm` crate does for its kernels: the
+/// crate itself is built for the baseline, where the loops here would run 4-wide SSE.
+///
+/// No fused multiply-add is formed (Rust never contracts `a * b + c`), so every version
+/// returns the same bits and results do not depend on the machine's instruction set.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[inline(never)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+                fn v4($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+                fn v3($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                if $crate::cpu::has_v4() {
+                    // SAFETY: the CPU has every feature `v4` is compiled for.
+                    return unsafe { v4($($arg),*) };
+                }
+                if $crate::cpu::has_v3() {
+                    // SAFETY: the CPU has every feature `v3` is compiled for.
+                    return unsafe { v3($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
 pub mod conv;
 pub mod norm;
 
@@ -70,4 +103,23 @@ impl std::ops::DerefMut for Scratch {
     fn deref_mut(&mut self) -> &mut [f32] {
         &mut self.0
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_v4() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512dq")
+        && has_v3()
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_v3() -> bool {
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("bmi1")
+        && std::is_x86_feature_detected!("bmi2")
+        && std::is_x86_feature_detected!("lzcnt")
+        && std::is_x86_feature_detected!("popcnt")
 }

@@ -34,6 +34,7 @@ impl NormGeom {
 }
 
 /// Sum of a slice in 16 independent `f32` lanes (vectorises), reduced in `f64`.
+#[inline(always)]
 fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut acc = [0.0f32; 16];
     let chunks = v.chunks_exact(16);
@@ -58,7 +59,7 @@ pub fn batch_stats(g: &NormGeom, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     stats.into_iter().unzip()
 }
 
-#[inline(never)]
+multiversion! {
 fn channel_stats(g: &NormGeom, x: &[f32], c: usize, m: f64) -> (f32, f32) {
     let planes = (0..g.n).map(|n| &x[(n * g.c + c) * g.p..][..g.p]);
     let mean = planes.clone().map(|v| lane_sum(v, |a| a)).sum::<f64>() / m;
@@ -68,6 +69,7 @@ fn channel_stats(g: &NormGeom, x: &[f32], c: usize, m: f64) -> (f32, f32) {
         .sum::<f64>()
         / m;
     (mf, var as f32)
+}
 }
 
 /// Training forward: returns `(y, mean, var)` (`var` biased, what running statistics take).
@@ -121,7 +123,7 @@ pub fn affine(
     y
 }
 
-#[inline(never)]
+multiversion! {
 fn affine_plane(out: &mut [f32], src: &[f32], a: f32, b: f32, r: Option<&[f32]>, act: Activation) {
     match (r, act) {
         (None, Activation::Identity) => out.iter_mut().zip(src).for_each(|(o, v)| *o = v * a + b),
@@ -139,9 +141,10 @@ fn affine_plane(out: &mut [f32], src: &[f32], a: f32, b: f32, r: Option<&[f32]>,
             .for_each(|(o, (v, rv))| *o = (v * a + b + rv).max(0.0)),
     }
 }
+}
 
+multiversion! {
 /// `Σg` and `Σg·(x − mu)` over one plane, `g` masked where `y ≤ 0` (16 lanes, vectorises).
-#[inline(never)]
 fn plane_sums(x: &[f32], grad: &[f32], y: Option<&[f32]>, mu: f32) -> (f64, f64) {
     let mut a = [0.0f32; 16];
     let mut b = [0.0f32; 16];
@@ -187,9 +190,10 @@ fn plane_sums(x: &[f32], grad: &[f32], y: Option<&[f32]>, mu: f32) -> (f64, f64)
         b.iter().map(|&v| v as f64).sum::<f64>() + tail.1,
     )
 }
+}
 
+multiversion! {
 /// `dx = c1·x + c0 + k·g` (and `dres = g`) over one plane, `g` masked where `y ≤ 0`.
-#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn plane_dx(
     dx: &mut [f32],
@@ -231,6 +235,7 @@ fn plane_dx(
                 *r = *gv;
             }),
     }
+}
 }
 
 /// Gradients of [`bn_train_forward`]: `(dx, dgamma, dbeta, dresidual)`; the residual's
