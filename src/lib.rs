@@ -11,6 +11,9 @@
 //! ## Crate map
 //! - [`data`] — CSV / folder datasets, validation, splits, decoding, the resize cache,
 //!   augmentation (CPU and on-device), the parallel loader, `show_batch`, synthetic data.
+//! - [`kernels`] — the CPU kernels layer: batched convolution with both gradients, fused
+//!   BatchNorm + ReLU, BatchNorm folded into convolutions in eval mode (flex backend; every
+//!   other backend runs Burn's own ops).
 //! - [`models`] — torchvision-compatible ResNets, the fastai head, layer groups, weights.
 //! - [`metrics`] — F-beta (Kaggle's samples-averaged F2), accuracy, thresholds, ROC-AUC.
 //! - [`learner`] — the training loop: `lr_find`, SGDR, one-cycle, `fine_tune`, freezing,
@@ -30,6 +33,7 @@
 
 pub use burn;
 pub use fastburn_data as data;
+pub use fastburn_kernels as kernels;
 pub use fastburn_learner as learner;
 pub use fastburn_metrics as metrics;
 pub use fastburn_models as models;

@@ -437,4 +437,17 @@ pub struct BenchArgs {
     /// Seed of the weights and the random batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// fastburn's CPU kernels (`on`), or Burn's own operations (`off`, to measure the
+    /// kernels against them in one binary; the same as `FASTBURN_KERNELS=off`).
+    #[arg(long, value_enum, default_value = "on")]
+    pub kernels: KernelsArg,
+}
+
+/// Whether fastburn's kernels run (`fastburn bench --kernels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KernelsArg {
+    /// fastburn's kernels where the backend has them (flex).
+    On,
+    /// Burn's own operations everywhere.
+    Off,
 }

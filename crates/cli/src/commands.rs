@@ -17,8 +17,8 @@ use fastburn::models::{VisionModelConfig, summary};
 use fastburn::recipe::PlanetRecipe;
 
 use crate::args::{
-    BenchArgs, DataArgs, LrFindArgs, PredictArgs, ShowBatchArgs, SummaryArgs, SynthArgs, TrainArgs,
-    VerifyArgs,
+    BenchArgs, DataArgs, KernelsArg, LrFindArgs, PredictArgs, ShowBatchArgs, SummaryArgs,
+    SynthArgs, TrainArgs, VerifyArgs,
 };
 use crate::bench::{BenchConfig, measure};
 use crate::error::CliError;
@@ -387,6 +387,7 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     CliError::check(a.classes > 0, "--classes", a.classes, "at least 1")?;
     CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
     let device = a.device.device()?;
+    fastburn::kernels::set_enabled(a.kernels == KernelsArg::On);
     let cfg = BenchConfig {
         arch: a.arch,
         base_width: a.width,

@@ -17,7 +17,8 @@ use burn::backend::{Backend, DType, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{Shape, TensorData};
 
 use crate::Activation;
-use crate::cpu::conv::{ConvGeom, Wanted, conv2d_backward, conv2d_forward};
+use crate::cpu::conv::{ConvGeom, Wanted, conv2d_backward, conv2d_forward, residual_grad};
+use crate::cpu::depthwise;
 use crate::cpu::norm::{NormGeom, bn_train_backward, bn_train_forward};
 
 /// The non-tensor arguments of [`KernelBackend::fb_conv2d`].
@@ -31,6 +32,18 @@ pub struct ConvArgs {
     pub act: Activation,
     /// Whether the `bias` tensor is a real bias (`false`: it is ignored).
     pub has_bias: bool,
+    /// Depthwise (`groups == channels`, weight `[c, 1, kh, kw]`) rather than dense.
+    pub depthwise: bool,
+}
+
+impl ConvArgs {
+    fn geometry(&self, x: &FlexTensor, w: &FlexTensor) -> ConvGeom {
+        if self.depthwise {
+            depthwise::geometry(dims4(x), dims4(w), self.stride, self.padding)
+        } else {
+            ConvGeom::new(dims4(x), dims4(w), self.stride, self.padding)
+        }
+    }
 }
 
 /// The non-tensor arguments of the BatchNorm operations.
@@ -55,6 +68,19 @@ pub trait KernelBackend: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+        args: ConvArgs,
+    ) -> FloatTensor<Self>;
+
+    /// `act(conv2d(x, weight) + bias + residual)`: a residual block's last convolution with
+    /// its BatchNorm folded in (eval mode).
+    ///
+    /// # Shapes
+    /// As [`fb_conv2d`](KernelBackend::fb_conv2d); `residual` has the output's shape.
+    fn fb_conv2d_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
         args: ConvArgs,
     ) -> FloatTensor<Self>;
 
@@ -111,12 +137,25 @@ fn norm_geom(x: &FlexTensor) -> NormGeom {
     NormGeom { n, c, p }
 }
 
-fn conv_forward(x: FlexTensor, w: FlexTensor, b: FlexTensor, args: ConvArgs) -> FlexTensor {
+fn conv_forward(
+    x: FlexTensor,
+    w: FlexTensor,
+    b: FlexTensor,
+    residual: Option<FlexTensor>,
+    args: ConvArgs,
+) -> FlexTensor {
     let (x, w, b) = (contiguous(x), contiguous(w), contiguous(b));
-    let g = ConvGeom::new(dims4(&x), dims4(&w), args.stride, args.padding);
+    let residual = residual.map(contiguous);
+    let g = args.geometry(&x, &w);
     let bias = args.has_bias.then(|| values(&b));
+    let r = residual.as_ref().map(values);
+    let forward = if args.depthwise {
+        depthwise::forward
+    } else {
+        conv2d_forward
+    };
     flex(
-        conv2d_forward(&g, values(&x), values(&w), bias, args.act),
+        forward(&g, values(&x), values(&w), bias, r, args.act),
         g.out_shape(),
     )
 }
@@ -150,7 +189,17 @@ impl KernelBackend for Flex {
         bias: FlexTensor,
         args: ConvArgs,
     ) -> FlexTensor {
-        conv_forward(x, weight, bias, args)
+        conv_forward(x, weight, bias, None, args)
+    }
+
+    fn fb_conv2d_add(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        residual: FlexTensor,
+        args: ConvArgs,
+    ) -> FlexTensor {
+        conv_forward(x, weight, bias, Some(residual), args)
     }
 
     fn fb_bn_train(
@@ -173,16 +222,23 @@ impl KernelBackend for Flex {
     }
 }
 
-/// Backward step of [`KernelBackend::fb_conv2d`]: saves the input, the weight and (after a
-/// ReLU epilogue) the output, whose sign masks the gradient.
+/// Backward step of [`KernelBackend::fb_conv2d`] (`N = 3`: input, weight, bias) and
+/// [`KernelBackend::fb_conv2d_add`] (`N = 4`: and the residual): saves the input, the weight
+/// and (after a ReLU epilogue) the output, whose sign masks the gradient.
 #[derive(Debug)]
-struct ConvBackward;
+struct ConvBackward<const N: usize>;
 
-impl Backward<Flex, 3> for ConvBackward {
+impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
     type State = (FlexTensor, FlexTensor, Option<FlexTensor>, ConvArgs);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w, node_b] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let mut parents = ops.parents.into_iter();
+        let (node_x, node_w, node_b) = (
+            parents.next().flatten(),
+            parents.next().flatten(),
+            parents.next().flatten(),
+        );
+        let node_r = parents.next().flatten();
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let (x, w, y, args) = ops.state;
         let wanted = Wanted {
@@ -190,9 +246,18 @@ impl Backward<Flex, 3> for ConvBackward {
             weight: node_w.is_some(),
             bias: node_b.is_some() && args.has_bias,
         };
-        let g = ConvGeom::new(dims4(&x), dims4(&w), args.stride, args.padding);
+        let g = args.geometry(&x, &w);
         let y = y.map(contiguous);
-        let (dx, dw, db) = conv2d_backward(
+        if let Some(node) = node_r {
+            let dr = residual_grad(values(&grad), y.as_ref().map(values));
+            grads.register::<Flex>(node.id, flex(dr, g.out_shape()));
+        }
+        let backward = if args.depthwise {
+            depthwise::backward
+        } else {
+            conv2d_backward
+        };
+        let (dx, dw, db) = backward(
             &g,
             values(&x),
             values(&w),
@@ -272,7 +337,7 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
         args: ConvArgs,
     ) -> FloatTensor<Self> {
-        match ConvBackward
+        match ConvBackward::<3>
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
@@ -282,7 +347,7 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
                     contiguous(x.into_primitive()),
                     contiguous(weight.into_primitive()),
                 );
-                let out = conv_forward(x.clone(), w.clone(), bias.into_primitive(), args);
+                let out = conv_forward(x.clone(), w.clone(), bias.into_primitive(), None, args);
                 let y = (args.act == Activation::Relu).then(|| out.clone());
                 prep.finish((x, w, y, args), out)
             }
@@ -290,6 +355,39 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
+                None,
+                args,
+            )),
+        }
+    }
+
+    fn fb_conv2d_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        args: ConvArgs,
+    ) -> FloatTensor<Self> {
+        match ConvBackward::<4>
+            .prepare::<C>([x.node(), weight.node(), bias.node(), residual.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, w) = (
+                    contiguous(x.into_primitive()),
+                    contiguous(weight.into_primitive()),
+                );
+                let r = Some(residual.into_primitive());
+                let out = conv_forward(x.clone(), w.clone(), bias.into_primitive(), r, args);
+                let y = (args.act == Activation::Relu).then(|| out.clone());
+                prep.finish((x, w, y, args), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(conv_forward(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                Some(residual.into_primitive()),
                 args,
             )),
         }

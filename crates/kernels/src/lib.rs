@@ -5,6 +5,7 @@
 //! | item | what it does |
 //! | --- | --- |
 //! | [`conv2d`] | Burn's `conv2d` signature plus an [`Activation`] epilogue |
+//! | [`conv2d_residual`] | the same with a residual added in the epilogue |
 //! | [`conv_forward`] | a `Conv2d` module's forward through [`conv2d`] |
 //! | [`batch_norm`] | a `BatchNorm` module's forward, fused with a residual add and ReLU |
 //! | [`conv_bn`] | conv → BatchNorm → (+ residual) → activation: in training the convolution and the fused BatchNorm pass, in eval mode BatchNorm folded into the convolution's weights |
@@ -144,9 +145,10 @@ fn fast<const D: usize>(x: &Tensor<D>) -> bool {
 
 /// `act(conv2d(x, weight, bias, options))`, with Burn's `conv2d` meaning.
 ///
-/// On an [`accelerated`] device and for `groups == 1`, `dilation == 1` this is fastburn's
-/// kernel (forward, and both gradients under autodiff); anything else is Burn's `conv2d`
-/// followed by the activation.
+/// On an [`accelerated`] device, for `dilation == 1` and either `groups == 1` or a depthwise
+/// convolution (`groups == channels`, one filter per channel) this is fastburn's kernel
+/// (forward, and both gradients under autodiff); anything else is Burn's `conv2d` followed
+/// by the activation.
 ///
 /// # Shapes
 /// - `x`: `[n, c, h, w]`; `weight`: `[o, c, kh, kw]`; `bias`: `[o]`
@@ -162,10 +164,32 @@ pub fn conv2d(
     options: ConvOptions<2>,
     act: Activation,
 ) -> Tensor<4> {
+    conv2d_residual(x, weight, bias, None, options, act)
+}
+
+/// `act(conv2d(x, weight, bias, options) + residual)`: [`conv2d`] with a residual added in
+/// the epilogue, before the activation.
+///
+/// # Shapes
+/// As [`conv2d`]; `residual` has the output's shape.
+pub fn conv2d_residual(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    residual: Option<Tensor<4>>,
+    options: ConvOptions<2>,
+    act: Activation,
+) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if fast(&x) && options.groups == 1 && options.dilation == [1, 1] {
+    let [_, c, ..] = x.dims();
+    #[cfg(feature = "flex")]
+    let [o, cw, ..] = weight.dims();
+    // Dense, or depthwise with one filter per channel (MobileNet's and EfficientNet's).
+    #[cfg(feature = "flex")]
+    let depthwise = options.groups == c && c > 1 && o == c && cw == 1;
+    #[cfg(feature = "flex")]
+    if fast(&x) && (options.groups == 1 || depthwise) && options.dilation == [1, 1] {
         use burn::backend::Dispatch;
-        let [o, ..] = weight.dims();
         let has_bias = bias.is_some();
         let bias = bias.unwrap_or_else(|| Tensor::zeros([o], &weight.device()));
         let args = ext::ConvArgs {
@@ -173,15 +197,25 @@ pub fn conv2d(
             padding: options.padding,
             act,
             has_bias,
+            depthwise,
         };
-        return Tensor::from_dispatch(<Dispatch as ext::KernelBackend>::fb_conv2d(
+        let (x, w, b) = (
             x.into_dispatch(),
             weight.into_dispatch(),
             bias.into_dispatch(),
-            args,
-        ));
+        );
+        return Tensor::from_dispatch(match residual {
+            None => <Dispatch as ext::KernelBackend>::fb_conv2d(x, w, b, args),
+            Some(r) => {
+                <Dispatch as ext::KernelBackend>::fb_conv2d_add(x, w, b, r.into_dispatch(), args)
+            }
+        });
     }
-    act.apply(burn_conv2d(x, weight, bias, options))
+    let y = burn_conv2d(x, weight, bias, options);
+    act.apply(match residual {
+        Some(r) => y + r,
+        None => y,
+    })
 }
 
 /// The `ConvOptions` of a `Conv2d` module for an input of `h × w`, or `None` for `Same`
@@ -343,8 +377,5 @@ pub fn conv_bn(
         shift = shift + b.val() * scale.clone();
     }
     let weight = conv.weight.val() * scale.reshape([o, 1, 1, 1]);
-    match residual {
-        None => conv2d(x, weight, Some(shift), options, act),
-        Some(r) => act.apply(conv2d(x, weight, Some(shift), options, Activation::Identity) + r),
-    }
+    conv2d_residual(x, weight, Some(shift), residual, options, act)
 }

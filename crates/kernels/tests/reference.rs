@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use fastburn_kernels::{Activation, accelerated, batch_norm, conv_bn, conv2d};
+use fastburn_kernels::{Activation, accelerated, batch_norm, conv_bn, conv2d, conv2d_residual};
 use proptest::prelude::*;
 
 fn device() -> Device {
@@ -283,6 +283,109 @@ proptest! {
     }
 }
 
+/// Forward, dx, dw, db of ours and Burn's for a depthwise convolution (`groups == c`,
+/// weight `[c, 1, kh, kw]`).
+#[allow(clippy::too_many_arguments)]
+fn depthwise_errors(
+    n: usize,
+    c: usize,
+    hw: [usize; 2],
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [(usize, usize); 2],
+    relu: bool,
+    seed: u64,
+) -> [f32; 4] {
+    let device = device();
+    let x = random([n, c, hw[0], hw[1]], seed, &device);
+    let w = random([c, 1, k[0], k[1]], seed + 1, &device);
+    let b = random([c], seed + 2, &device);
+    let opts = ConvOptions {
+        stride,
+        padding: pad,
+        dilation: [1, 1],
+        groups: c,
+    };
+    let oshape = burn_conv2d(x.clone(), w.clone(), None, opts.clone()).dims();
+    let up = random(oshape, seed + 3, &device);
+    let act = if relu {
+        Activation::Relu
+    } else {
+        Activation::Identity
+    };
+    let run = |ours: bool| {
+        let (x, w, b) = (
+            x.clone().require_grad(),
+            w.clone().require_grad(),
+            b.clone().require_grad(),
+        );
+        let y = if ours {
+            conv2d(x.clone(), w.clone(), Some(b.clone()), opts.clone(), act)
+        } else {
+            act.apply(burn_conv2d(
+                x.clone(),
+                w.clone(),
+                Some(b.clone()),
+                opts.clone(),
+            ))
+        };
+        let grads = (y.clone() * up.clone()).sum().backward();
+        [
+            values(y),
+            values(x.grad(&grads).unwrap()),
+            values(w.grad(&grads).unwrap()),
+            values(b.grad(&grads).unwrap()),
+        ]
+    };
+    let (a, b) = (run(true), run(false));
+    [0, 1, 2, 3].map(|i| rel_err(&a[i], &b[i]))
+}
+
+/// MobileNetV2 / EfficientNet-B0 depthwise layers: 3×3 and 5×5, stride 1 and 2.
+#[test]
+fn depthwise_layers_match_burn() {
+    for (i, (k, s, hw, relu)) in [
+        (3, 1, 9, true),
+        (3, 2, 10, false),
+        (5, 1, 7, true),
+        (5, 2, 11, false),
+        (3, 1, 2, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = k / 2;
+        let errs = depthwise_errors(
+            2,
+            6,
+            [hw, hw],
+            [k, k],
+            [s, s],
+            [(p, p), (p, p)],
+            relu,
+            500 + i as u64,
+        );
+        assert!(errs.iter().all(|e| *e < 1e-5), "case {i}: {errs:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// Random depthwise convolutions: odd sizes, strides, asymmetric padding, batch from 1.
+    #[test]
+    fn random_depthwise_convolutions_match_burn(
+        n in 1usize..3, c in 2usize..6, h in 1usize..12, w in 1usize..20,
+        kh in 1usize..6, kw in 1usize..6, sh in 1usize..3, sw in 1usize..3,
+        pt in 0usize..3, pb in 0usize..3, pl in 0usize..3, pr in 0usize..3,
+        relu in any::<bool>(), seed in 0u64..1000,
+    ) {
+        prop_assume!(h + pt + pb >= kh && w + pl + pr >= kw);
+        let errs = depthwise_errors(n, c, [h, w], [kh, kw], [sh, sw], [(pt, pb), (pl, pr)], relu, seed);
+        prop_assert!(errs.iter().all(|e| *e < 1e-5), "{errs:?}");
+    }
+}
+
 /// Chunks of images: a patch matrix larger than one chunk splits the batch, and the
 /// weight gradient accumulates across chunks.
 #[test]
@@ -302,6 +405,63 @@ fn large_batches_split_into_chunks_and_still_match() {
     };
     let errs = conv_errors(&case, 7);
     assert!(errs.iter().all(|e| *e < 1e-5), "{errs:?}");
+}
+
+/// The residual epilogue: values and the gradients of input, weight, bias and residual.
+#[test]
+fn convolution_with_a_residual_matches_burn() {
+    let device = device();
+    for (i, (relu, k, stride)) in [(true, 3, 1), (false, 1, 1), (true, 3, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = 300 + 10 * i as u64;
+        let x = random([3, 4, 7, 6], seed, &device);
+        let w = random([5, 4, k, k], seed + 1, &device);
+        let b = random([5], seed + 2, &device);
+        let opts = ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], 1);
+        let oshape = burn_conv2d(x.clone(), w.clone(), None, opts.clone()).dims();
+        let r = random(oshape, seed + 3, &device);
+        let up = random(oshape, seed + 4, &device);
+        let act = if relu {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        let run = |ours: bool| {
+            let (x, w, b, r) = (
+                x.clone().require_grad(),
+                w.clone().require_grad(),
+                b.clone().require_grad(),
+                r.clone().require_grad(),
+            );
+            let y = if ours {
+                conv2d_residual(
+                    x.clone(),
+                    w.clone(),
+                    Some(b.clone()),
+                    Some(r.clone()),
+                    opts.clone(),
+                    act,
+                )
+            } else {
+                act.apply(
+                    burn_conv2d(x.clone(), w.clone(), Some(b.clone()), opts.clone()) + r.clone(),
+                )
+            };
+            let grads = (y.clone() * up.clone()).sum().backward();
+            [
+                values(y),
+                values(x.grad(&grads).unwrap()),
+                values(w.grad(&grads).unwrap()),
+                values(b.grad(&grads).unwrap()),
+                values(r.grad(&grads).unwrap()),
+            ]
+        };
+        let (a, b) = (run(true), run(false));
+        let errs: Vec<f32> = a.iter().zip(&b).map(|(a, b)| rel_err(a, b)).collect();
+        assert!(errs.iter().all(|e| *e < 1e-5), "case {i}: {errs:?}");
+    }
 }
 
 fn bn_with_stats(c: usize, seed: u64, device: &Device) -> BatchNorm {

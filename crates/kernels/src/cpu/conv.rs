@@ -142,7 +142,7 @@ impl ConvGeom {
 
 /// Outputs `[lo, hi)` of a dimension whose input index `i = o·s + k − p` is in `[0, len)`,
 /// and the input index of `lo`.
-fn range(out: usize, len: usize, s: usize, k: usize, p: usize) -> (usize, usize, isize) {
+pub(crate) fn range(out: usize, len: usize, s: usize, k: usize, p: usize) -> (usize, usize, isize) {
     let off = k as isize - p as isize; // i = o*s + off
     let lo = if off >= 0 {
         0
@@ -266,8 +266,9 @@ fn im2col_row(
                     if g.sw == 1 {
                         dst[w_lo..w_hi].copy_from_slice(&src[iw0..iw0 + (w_hi - w_lo)]);
                     } else {
-                        for (j, d) in dst[w_lo..w_hi].iter_mut().enumerate() {
-                            *d = src[iw0 + j * g.sw];
+                        let src = src[iw0..].iter().step_by(g.sw);
+                        for (d, s) in dst[w_lo..w_hi].iter_mut().zip(src) {
+                            *d = *s;
                         }
                     }
                 }
@@ -328,8 +329,8 @@ fn col2im_plane(
                     *d += s;
                 }
             } else {
-                for (j, s) in src.iter().enumerate() {
-                    dst[iw0 + j * g.sw] += s;
+                for (d, s) in dst[iw0..].iter_mut().step_by(g.sw).zip(src) {
+                    *d += s;
                 }
             }
         }
@@ -393,21 +394,26 @@ fn matmul(
     }
 }
 
-/// Forward convolution: `act(x ⋆ weight + bias)`, NCHW in and out.
+/// Forward convolution: `act(x ⋆ weight + bias [+ residual])`, NCHW in and out.
 ///
-/// `x` is `[n, c, h, w]`, `weight` `[o, c, kh, kw]`, `bias` `[o]` if given; the result is
-/// `[n, o, oh, ow]`, contiguous.
+/// `x` is `[n, c, h, w]`, `weight` `[o, c, kh, kw]`, `bias` `[o]` if given, `residual` the
+/// output's shape if given; the result is `[n, o, oh, ow]`, contiguous. Bias, residual and
+/// activation are applied in the pass that writes the GEMM's result out (the epilogue).
 pub fn conv2d_forward(
     g: &ConvGeom,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
     act: Activation,
 ) -> Vec<f32> {
     let (k, p, o) = (g.k(), g.p(), g.o);
     assert_eq!(x.len(), g.n * g.c * g.h * g.w, "input length");
     assert_eq!(weight.len(), o * k, "weight length");
     let mut y = vec![0.0f32; g.n * o * p];
+    if let Some(r) = residual {
+        assert_eq!(r.len(), y.len(), "residual length");
+    }
     if g.n == 0 || p == 0 || o == 0 {
         return y;
     }
@@ -439,7 +445,8 @@ pub fn conv2d_forward(
                 .enumerate()
                 .for_each(|(oc, plane)| {
                     let b = bias.map_or(0.0, |b| b[oc]);
-                    epilogue_in_place(plane, b, act);
+                    let r = residual.map(|r| &r[(n0 * o + oc) * p..][..p]);
+                    epilogue_in_place(plane, b, r, act);
                 });
         } else {
             matmul(
@@ -462,7 +469,8 @@ pub fn conv2d_forward(
                     let (i, oc) = (idx / o, idx % o);
                     let b = bias.map_or(0.0, |b| b[oc]);
                     let src = &buf[oc * cols + i * p..][..p];
-                    epilogue(plane, src, b, act);
+                    let r = residual.map(|r| &r[((n0 + i) * o + oc) * p..][..p]);
+                    epilogue(plane, src, b, r, act);
                 });
         }
     }
@@ -470,23 +478,33 @@ pub fn conv2d_forward(
 }
 
 multiversion! {
-fn epilogue(dst: &mut [f32], src: &[f32], b: f32, act: Activation) {
-    match act {
-        Activation::Identity => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b),
-        Activation::Relu => dst
+fn epilogue(dst: &mut [f32], src: &[f32], b: f32, r: Option<&[f32]>, act: Activation) {
+    match (r, act) {
+        (None, Activation::Identity) => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b),
+        (None, Activation::Relu) => dst.iter_mut().zip(src).for_each(|(d, s)| *d = (s + b).max(0.0)),
+        (Some(r), Activation::Identity) => dst
             .iter_mut()
-            .zip(src)
-            .for_each(|(d, s)| *d = (s + b).max(0.0)),
+            .zip(src.iter().zip(r))
+            .for_each(|(d, (s, rv))| *d = s + b + rv),
+        (Some(r), Activation::Relu) => dst
+            .iter_mut()
+            .zip(src.iter().zip(r))
+            .for_each(|(d, (s, rv))| *d = (s + b + rv).max(0.0)),
     }
 }
 }
 
 multiversion! {
-fn epilogue_in_place(dst: &mut [f32], b: f32, act: Activation) {
-    match act {
-        Activation::Identity if b == 0.0 => {}
-        Activation::Identity => dst.iter_mut().for_each(|d| *d += b),
-        Activation::Relu => dst.iter_mut().for_each(|d| *d = (*d + b).max(0.0)),
+fn epilogue_in_place(dst: &mut [f32], b: f32, r: Option<&[f32]>, act: Activation) {
+    match (r, act) {
+        (None, Activation::Identity) if b == 0.0 => {}
+        (None, Activation::Identity) => dst.iter_mut().for_each(|d| *d += b),
+        (None, Activation::Relu) => dst.iter_mut().for_each(|d| *d = (*d + b).max(0.0)),
+        (Some(r), Activation::Identity) => dst.iter_mut().zip(r).for_each(|(d, rv)| *d = *d + b + rv),
+        (Some(r), Activation::Relu) => dst
+            .iter_mut()
+            .zip(r)
+            .for_each(|(d, rv)| *d = (*d + b + rv).max(0.0)),
     }
 }
 }
@@ -615,6 +633,29 @@ fn gather_grad(
 }
 }
 
+/// The gradient of a residual added before the activation: `grad`, masked where the ReLU
+/// output `y` is not positive.
+pub fn residual_grad(grad: &[f32], relu_output: Option<&[f32]>) -> Vec<f32> {
+    match relu_output {
+        None => grad.to_vec(),
+        Some(y) => {
+            let mut out = vec![0.0f32; grad.len()];
+            out.par_chunks_mut(16_384)
+                .zip(grad.par_chunks(16_384).zip(y.par_chunks(16_384)))
+                .for_each(|(o, (gv, yv))| mask(o, gv, yv));
+            out
+        }
+    }
+}
+
+multiversion! {
+fn mask(out: &mut [f32], grad: &[f32], y: &[f32]) {
+    out.iter_mut()
+        .zip(grad.iter().zip(y))
+        .for_each(|(o, (gv, yv))| *o = if *yv > 0.0 { *gv } else { 0.0 });
+}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,7 +739,7 @@ mod tests {
         let x = seq(3 * 2 * 5 * 7, 1);
         let w = seq(4 * 2 * 3 * 2, 7);
         let want = naive(&g, &x, &w);
-        let got = conv2d_forward(&g, &x, &w, None, Activation::Identity);
+        let got = conv2d_forward(&g, &x, &w, None, None, Activation::Identity);
         for (a, b) in got.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }

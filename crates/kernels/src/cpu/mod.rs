@@ -36,6 +36,7 @@ macro_rules! multiversion {
 }
 
 pub mod conv;
+pub mod depthwise;
 pub mod norm;
 
 pub use crate::Activation;
