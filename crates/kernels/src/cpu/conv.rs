@@ -254,17 +254,17 @@ fn im2col_row(
                 }
             }
             Patches::Rows => {
-                out[..h_lo * g.ow].fill(0.0);
-                out[h_hi * g.ow..].fill(0.0);
+                zero_row(&mut out[..h_lo * g.ow]);
+                zero_row(&mut out[h_hi * g.ow..]);
                 for oh in h_lo..h_hi {
                     let ih = (ih0 + ((oh - h_lo) * g.sh) as isize) as usize;
                     let src = &plane[ih * g.w..(ih + 1) * g.w];
                     let dst = &mut out[oh * g.ow..(oh + 1) * g.ow];
-                    dst[..w_lo].fill(0.0);
-                    dst[w_hi..].fill(0.0);
+                    zero_row(&mut dst[..w_lo]);
+                    zero_row(&mut dst[w_hi..]);
                     let iw0 = iw0 as usize;
                     if g.sw == 1 {
-                        dst[w_lo..w_hi].copy_from_slice(&src[iw0..iw0 + (w_hi - w_lo)]);
+                        copy_row(&mut dst[w_lo..w_hi], &src[iw0..iw0 + (w_hi - w_lo)]);
                     } else {
                         let src = src[iw0..].iter().step_by(g.sw);
                         for (d, s) in dst[w_lo..w_hi].iter_mut().zip(src) {
@@ -276,6 +276,59 @@ fn im2col_row(
         }
     }
 }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of a feature map (a few dozen floats):
+/// fixed-size block copies that compile to inline vector moves, where `copy_from_slice`
+/// would call `memcpy` once per row.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [f32; 16] = d.try_into().expect("16 floats");
+        *d = s.try_into().expect("16 floats");
+    }
+    let (d, s) = (d.into_remainder(), s.remainder());
+    let mut d4 = d.chunks_exact_mut(4);
+    let mut s4 = s.chunks_exact(4);
+    for (d, s) in (&mut d4).zip(&mut s4) {
+        let d: &mut [f32; 4] = d.try_into().expect("4 floats");
+        *d = s.try_into().expect("4 floats");
+    }
+    // At most three left: explicit stores, which LLVM does not turn back into a call.
+    let (d, s) = (d4.into_remainder(), s4.remainder());
+    if !d.is_empty() {
+        d[0] = s[0];
+    }
+    if d.len() > 1 {
+        d[1] = s[1];
+    }
+    if d.len() > 2 {
+        d[2] = s[2];
+    }
+}
+
+/// `dst.fill(0.0)` for the few padding columns or rows of a patch row, without a `memset`
+/// call per row.
+#[inline(always)]
+fn zero_row(dst: &mut [f32]) {
+    let mut d = dst.chunks_exact_mut(4);
+    for d in &mut d {
+        let d: &mut [f32; 4] = d.try_into().expect("4 floats");
+        *d = [0.0; 4];
+    }
+    let d = d.into_remainder();
+    if !d.is_empty() {
+        d[0] = 0.0;
+    }
+    if d.len() > 1 {
+        d[1] = 0.0;
+    }
+    if d.len() > 2 {
+        d[2] = 0.0;
+    }
 }
 
 /// Adds the patch-matrix gradient `dcol` (`[k, nb·p]`) of images `[n0, n0 + nb)` into their
