@@ -129,11 +129,7 @@ fn flex(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
 fn norm_geom(x: &FlexTensor) -> NormGeom {
     let s = x.shape();
     let (n, c) = (s[0], s[1]);
-    let p = if n * c == 0 {
-        0
-    } else {
-        s.num_elements() / (n * c)
-    };
+    let p = s.num_elements().checked_div(n * c).unwrap_or(0);
     NormGeom { n, c, p }
 }
 

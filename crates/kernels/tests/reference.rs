@@ -606,7 +606,7 @@ fn unsupported_options_fall_back_to_burn() {
     let w = Tensor::<4>::random([3, 1, 3, 3], Distribution::Default, &device);
     // groups = 2 is not a kernel case.
     let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
-    let w2 = Tensor::cat(vec![w.clone(), w], 0).slice([0..4]);
+    let w2 = Tensor::cat(vec![w.clone(), w], 0).narrow(0, 0, 4);
     let ours = conv2d(
         x.clone(),
         w2.clone(),
