@@ -10,7 +10,7 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DType, Flex, TensorMetadata, backend_extension};
@@ -326,6 +326,66 @@ impl<const N: usize> Backward<Flex, N> for NormBackward<N> {
     }
 }
 
+/// Records a convolution (`N = 3`) or a convolution with a residual (`N = 4`) on the tape.
+fn conv_autodiff<C: CheckpointStrategy, const N: usize>(
+    nodes: [NodeGuard; N],
+    x: FlexTensor,
+    w: FlexTensor,
+    b: FlexTensor,
+    residual: Option<FlexTensor>,
+    args: ConvArgs,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    match ConvBackward::<N>
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (x, w) = (contiguous(x), contiguous(w));
+            let out = conv_forward(x.clone(), w.clone(), b, residual, args);
+            let y = (args.act == Activation::Relu).then(|| out.clone());
+            prep.finish((x, w, y, args), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(conv_forward(x, w, b, residual, args)),
+    }
+}
+
+type NormOutputs<C> = (
+    FloatTensor<Autodiff<Flex, C>>,
+    FloatTensor<Autodiff<Flex, C>>,
+    FloatTensor<Autodiff<Flex, C>>,
+);
+
+/// Records a training BatchNorm (`N = 3`) or one with a residual (`N = 4`) on the tape; the
+/// batch statistics come back untracked.
+fn bn_autodiff<C: CheckpointStrategy, const N: usize>(
+    nodes: [NodeGuard; N],
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    residual: Option<FlexTensor>,
+    args: NormArgs,
+) -> NormOutputs<C> {
+    let (x, gamma) = (contiguous(x), contiguous(gamma));
+    let (y, mean, var) = bn_forward(x.clone(), gamma.clone(), beta, residual, args);
+    let out = match NormBackward::<N>
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let saved = (args.act == Activation::Relu).then(|| y.clone());
+            prep.finish((x, gamma, mean.clone(), var.clone(), saved, args), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    (
+        out,
+        Autodiff::<Flex, C>::from_inner(mean),
+        Autodiff::<Flex, C>::from_inner(var),
+    )
+}
+
 impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
     fn fb_conv2d(
         x: FloatTensor<Self>,
@@ -333,28 +393,13 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
         args: ConvArgs,
     ) -> FloatTensor<Self> {
-        match ConvBackward::<3>
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, w) = (
-                    contiguous(x.into_primitive()),
-                    contiguous(weight.into_primitive()),
-                );
-                let out = conv_forward(x.clone(), w.clone(), bias.into_primitive(), None, args);
-                let y = (args.act == Activation::Relu).then(|| out.clone());
-                prep.finish((x, w, y, args), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(conv_forward(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-                None,
-                args,
-            )),
-        }
+        let nodes = [x.node(), weight.node(), bias.node()];
+        let (x, w, b) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        conv_autodiff::<C, 3>(nodes, x, w, b, None, args)
     }
 
     fn fb_conv2d_add(
@@ -364,29 +409,13 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         residual: FloatTensor<Self>,
         args: ConvArgs,
     ) -> FloatTensor<Self> {
-        match ConvBackward::<4>
-            .prepare::<C>([x.node(), weight.node(), bias.node(), residual.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (x, w) = (
-                    contiguous(x.into_primitive()),
-                    contiguous(weight.into_primitive()),
-                );
-                let r = Some(residual.into_primitive());
-                let out = conv_forward(x.clone(), w.clone(), bias.into_primitive(), r, args);
-                let y = (args.act == Activation::Relu).then(|| out.clone());
-                prep.finish((x, w, y, args), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(conv_forward(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-                Some(residual.into_primitive()),
-                args,
-            )),
-        }
+        let nodes = [x.node(), weight.node(), bias.node(), residual.node()];
+        let (x, w, b) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        conv_autodiff::<C, 4>(nodes, x, w, b, Some(residual.into_primitive()), args)
     }
 
     fn fb_bn_train(
@@ -394,26 +423,14 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         args: NormArgs,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    ) -> NormOutputs<C> {
         let nodes = [x.node(), gamma.node(), beta.node()];
-        let (x, gamma, beta) = (
-            contiguous(x.into_primitive()),
-            contiguous(gamma.into_primitive()),
+        let (x, g, b) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
             beta.into_primitive(),
         );
-        let (y, mean, var) = bn_forward(x.clone(), gamma.clone(), beta, None, args);
-        let out = match NormBackward::<3>
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let saved = (args.act == Activation::Relu).then(|| y.clone());
-                prep.finish((x, gamma, mean.clone(), var.clone(), saved, args), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        (out, Self::from_inner(mean), Self::from_inner(var))
+        bn_autodiff::<C, 3>(nodes, x, g, b, None, args)
     }
 
     fn fb_bn_add_train(
@@ -422,26 +439,13 @@ impl<C: CheckpointStrategy> KernelBackend for Autodiff<Flex, C> {
         beta: FloatTensor<Self>,
         residual: FloatTensor<Self>,
         args: NormArgs,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    ) -> NormOutputs<C> {
         let nodes = [x.node(), gamma.node(), beta.node(), residual.node()];
-        let (x, gamma, beta, residual) = (
-            contiguous(x.into_primitive()),
-            contiguous(gamma.into_primitive()),
+        let (x, g, b) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
             beta.into_primitive(),
-            residual.into_primitive(),
         );
-        let (y, mean, var) = bn_forward(x.clone(), gamma.clone(), beta, Some(residual), args);
-        let out = match NormBackward::<4>
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let saved = (args.act == Activation::Relu).then(|| y.clone());
-                prep.finish((x, gamma, mean.clone(), var.clone(), saved, args), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        (out, Self::from_inner(mean), Self::from_inner(var))
+        bn_autodiff::<C, 4>(nodes, x, g, b, Some(residual.into_primitive()), args)
     }
 }
