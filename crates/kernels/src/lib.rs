@@ -218,8 +218,8 @@ pub fn conv2d_residual(
     })
 }
 
-/// The `ConvOptions` of a `Conv2d` module for an input of `h × w`, or `None` for `Same`
-/// padding (which [`conv_forward`] leaves to Burn).
+/// The `ConvOptions` of a `Conv2d` module, or `None` for `Same` padding (which
+/// [`conv_forward`] leaves to Burn).
 fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => [(0, 0), (0, 0)],

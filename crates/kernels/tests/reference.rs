@@ -569,6 +569,42 @@ fn folded_eval_conv_bn_matches_the_unfolded_layers() {
     }
 }
 
+/// A frozen BatchNorm on a training device (partial fine-tuning): eval-mode statistics,
+/// folded into a convolution that still trains. Values and the gradients of the input and
+/// the convolution's weight equal the unfolded layers'.
+#[test]
+fn frozen_batch_norm_folds_and_still_passes_gradients() {
+    use burn::module::Module;
+    let device = device();
+    let conv = conv_module(4, 6, 3, 1, false, &device);
+    let mut bn = bn_with_stats(6, 21, &device);
+    bn.running_mean = burn::module::RunningState::new(random([6], 22, &device));
+    bn.running_var = burn::module::RunningState::new(random([6], 23, &device).abs() + 0.3);
+    let bn = bn.freeze();
+    let x = random([2, 4, 7, 7], 24, &device);
+    let r = random([2, 6, 7, 7], 25, &device);
+    let up = random([2, 6, 7, 7], 26, &device);
+    let run = |ours: bool| {
+        let x = x.clone().require_grad();
+        let r = r.clone().require_grad();
+        let y = if ours {
+            conv_bn(&conv, &bn, x.clone(), Some(r.clone()), Activation::Relu)
+        } else {
+            relu(bn.forward(conv.forward(x.clone())) + r.clone())
+        };
+        let grads = (y.clone() * up.clone()).sum().backward();
+        [
+            values(y),
+            values(x.grad(&grads).unwrap()),
+            values(conv.weight.grad(&grads).unwrap()),
+            values(r.grad(&grads).unwrap()),
+        ]
+    };
+    let (a, b) = (run(true), run(false));
+    let errs: Vec<f32> = a.iter().zip(&b).map(|(a, b)| rel_err(a, b)).collect();
+    assert!(errs.iter().all(|e| *e < 1e-5), "{errs:?}");
+}
+
 /// Same inputs, same bits: the kernels' sums run in a fixed order whatever the threads do.
 #[test]
 fn kernels_are_bitwise_reproducible() {
