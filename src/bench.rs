@@ -135,7 +135,7 @@ pub fn measure(cfg: &BenchConfig, device: &Device) -> Result<BenchResult> {
     let mut model = VisionModelConfig::new(cfg.arch, c)
         .with_base_width(cfg.base_width)
         .init(&ad);
-    let (mut optim, _hp) = OptimizerConfig::sgd(0.9).init();
+    let (mut optim, _hp) = OptimizerConfig::sgd(0.9).init(false);
     let loss_fn = Loss::BceWithLogits { pos_weight: None };
     let x = Tensor::<4>::random([n, 3, s, s], Distribution::Normal(0.0, 1.0), &ad);
     let y = Tensor::<2>::random([n, c], Distribution::Bernoulli(0.5), &ad);

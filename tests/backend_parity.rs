@@ -312,7 +312,7 @@ fn twenty_steps_agree_from_shared_parameters() {
         momentum: 0.9,
         wd: WeightDecay::Decoupled(0.01),
     }
-    .init();
+    .init(false);
     let criterion = fastburn::learner::Loss::for_task(dls.task);
     let loss_fn = |m: &VisionModel, b: &fastburn::data::Batch| {
         criterion.forward(m.forward(b.images.clone()), b.targets.clone())

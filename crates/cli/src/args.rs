@@ -1,18 +1,17 @@
 //! The command line's flags (clap derive): one struct per subcommand.
 //!
 //! Defaults equal the library's (`PlanetRecipe`, `SynthConfig`, `LrFindConfig`, …) so that
-//! `fastburn train --out run` runs exactly `PlanetRecipe::new("run")` apart from the two
-//! documented CLI choices (TTA off unless `--tta`; the synthetic set under `RUN_DIR/synth`).
+//! `fastburn train --out run` runs exactly `PlanetRecipe::new("run")` with the synthetic
+//! set under `RUN_DIR/synth`. `train`'s flags are the library's [`RecipeArgs`], the same
+//! definition the example parses.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fastburn::data::AugPolicy;
 use fastburn::device::DeviceChoice;
-use fastburn::learner::OptimizerConfig;
 use fastburn::models::Arch;
-use fastburn::recipe::{Policy, Pretrained};
+use fastburn::recipe::Pretrained;
 
 /// fastai's image-classification recipe in pure Rust, on Burn.
 #[derive(Debug, Parser)]
@@ -95,79 +94,7 @@ pub struct VerifyArgs {
     pub workers: usize,
 }
 
-/// The learning rate: `auto` runs the learning-rate finder and takes its valley.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LrArg {
-    /// Run `lr_find` first.
-    Auto,
-    /// A fixed (maximum) learning rate.
-    Fixed(f64),
-}
-
-impl FromStr for LrArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.eq_ignore_ascii_case("auto") {
-            return Ok(LrArg::Auto);
-        }
-        match s.parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => Ok(LrArg::Fixed(v)),
-            _ => Err(format!(
-                "`{s}` is not `auto` or a positive number (e.g. 1e-3)"
-            )),
-        }
-    }
-}
-
-impl LrArg {
-    /// The recipe's `lr` field: `None` for `auto`.
-    pub fn to_recipe(self) -> Option<f64> {
-        match self {
-            LrArg::Auto => None,
-            LrArg::Fixed(v) => Some(v),
-        }
-    }
-}
-
-/// The training schedule per image size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RecipeArg {
-    /// `fit_one_cycle(epochs, lr)` per size.
-    OneCycle,
-    /// `fit_sgdr(epochs cycles, cycle_len 1, cycle_mult 2)` per size (the Planet lesson).
-    Sgdr,
-    /// `fine_tune(epochs, lr)` per size.
-    FineTune,
-}
-
-impl From<RecipeArg> for Policy {
-    fn from(r: RecipeArg) -> Policy {
-        match r {
-            RecipeArg::OneCycle => Policy::OneCycle,
-            RecipeArg::Sgdr => Policy::Sgdr,
-            RecipeArg::FineTune => Policy::FineTune,
-        }
-    }
-}
-
-/// The optimiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OptArg {
-    /// fastai v2's Adam (β = 0.9, 0.99; decoupled weight decay 0.01).
-    Adam,
-    /// SGD with momentum 0.9 (the Planet lesson's).
-    Sgd,
-}
-
-impl From<OptArg> for OptimizerConfig {
-    fn from(o: OptArg) -> OptimizerConfig {
-        match o {
-            OptArg::Adam => OptimizerConfig::adam(),
-            OptArg::Sgd => OptimizerConfig::sgd(0.9),
-        }
-    }
-}
+pub use fastburn::recipe::{LrArg, OptArg, RecipeArgs, SuggestArg};
 
 /// The training augmentation shown by `show-batch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -191,88 +118,17 @@ impl AugArg {
     }
 }
 
-/// `fastburn train`.
+/// `fastburn train`: the recipe's flags ([`RecipeArgs`], shared with
+/// `cargo run --example planet`) and the run folder.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Labels CSV (`image_name,tags`); without --csv and --images the synthetic set is used.
-    #[arg(long, requires = "images")]
-    pub csv: Option<PathBuf>,
-    /// Image folder of the CSV.
-    #[arg(long, requires = "csv")]
-    pub images: Option<PathBuf>,
-    /// Suffix appended to each image name to make its file name.
-    #[arg(long, default_value = ".jpg")]
-    pub suffix: String,
-    /// Held-out images: predicted into RUN_DIR/submission.csv at the end (the synthetic set
-    /// has its own).
-    #[arg(long, requires = "csv")]
-    pub test_images: Option<PathBuf>,
     /// The run folder: model.fbx, metrics.json, history.csv/json, losses.png, lr_find.png,
     /// recipe.json, submission.csv.
     #[arg(long)]
     pub out: PathBuf,
-    /// Architecture: resnet18, resnet34, resnet50, resnet101 or resnet152.
-    #[arg(long, default_value = "resnet18")]
-    pub arch: Arch,
-    /// Base width of the body (64 = torchvision; smaller trains faster from scratch).
-    #[arg(long, default_value_t = 64)]
-    pub width: usize,
-    /// Pretrained weights: `none`, a torchvision .pth / .safetensors file, or `imagenet`
-    /// (download; needs a build with `--features pretrained`).
-    #[arg(long, default_value = "none")]
-    pub pretrained: Pretrained,
-    /// Image sizes trained in order on the same model (progressive resizing), each ≥ 32.
-    #[arg(long, value_delimiter = ',', default_values_t = [64u32, 128])]
-    pub sizes: Vec<u32>,
-    /// Epochs per size (one-cycle, fine-tune) or SGDR cycles per stage (sgdr).
-    #[arg(long, default_value_t = 2)]
-    pub epochs: usize,
-    /// Schedule per size.
-    #[arg(long, value_enum, default_value_t = RecipeArg::Sgdr)]
-    pub recipe: RecipeArg,
-    /// Learning rate, or `auto` to run the learning-rate finder (plot: RUN_DIR/lr_find.png).
-    #[arg(long, default_value = "auto")]
-    pub lr: LrArg,
-    /// Optimiser [default: sgd with pretrained weights, adam from scratch].
-    #[arg(long, value_enum)]
-    pub opt: Option<OptArg>,
-    /// Batch size.
-    #[arg(long, default_value_t = 64)]
-    pub bs: usize,
-    /// Fraction of the labelled images that validate.
-    #[arg(long, default_value_t = 0.2)]
-    pub valid_pct: f64,
-    /// Seed of the split, augmentation, initialisation and dropout.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Backend: auto, flex, ndarray or wgpu.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceChoice,
-    /// Test-time augmentation (the 8 dihedral views) for the final score and submission.
-    #[arg(long)]
-    pub tta: bool,
-    /// Loader threads.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
-    /// Do not pre-shrink large images into RUN_DIR/cache.
-    #[arg(long)]
-    pub no_resize_cache: bool,
-    /// Print only the final summary line.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Synthetic set: number of labelled chips.
-    #[arg(long, default_value_t = 1000, conflicts_with = "csv")]
-    pub n: usize,
-    /// Synthetic set: number of held-out chips (predicted into submission.csv).
-    #[arg(long, default_value_t = 200, conflicts_with = "csv")]
-    pub n_test: usize,
-    /// Synthetic set: chip side in pixels.
-    #[arg(long, default_value_t = 128, conflicts_with = "csv")]
-    pub synth_size: u32,
-    /// Synthetic set: where it is written (and reused when its settings match)
-    /// [default: RUN_DIR/synth].
-    #[arg(long, conflicts_with = "csv")]
-    pub synth_dir: Option<PathBuf>,
+    /// The recipe.
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
 }
 
 /// `fastburn predict`.

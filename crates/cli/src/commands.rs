@@ -94,55 +94,7 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
 /// # Errors
 /// A bad flag.
 pub fn train_recipe(a: &TrainArgs) -> Result<PlanetRecipe> {
-    CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
-    CliError::check(a.epochs > 0, "--epochs", a.epochs, "at least 1")?;
-    CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
-    CliError::check(
-        a.valid_pct > 0.0 && a.valid_pct < 1.0,
-        "--valid-pct",
-        a.valid_pct,
-        "a fraction strictly between 0 and 1",
-    )?;
-    CliError::check(
-        !a.sizes.is_empty() && a.sizes.iter().all(|&s| s >= 32),
-        "--sizes",
-        format!("{:?}", a.sizes),
-        "comma-separated image sizes of at least 32 px, e.g. 64,128",
-    )?;
-    if a.csv.is_none() {
-        CliError::check(a.n >= 2, "--n", a.n, "at least 2 synthetic chips")?;
-        CliError::check(
-            a.synth_size >= 16,
-            "--synth-size",
-            a.synth_size,
-            "at least 16 pixels",
-        )?;
-    }
-    Ok(PlanetRecipe::new(a.out.clone())
-        .with_csv(a.csv.clone())
-        .with_images(a.images.clone())
-        .with_suffix(a.suffix.clone())
-        .with_test_images(a.test_images.clone())
-        .with_synth_dir(a.synth_dir.clone().unwrap_or_else(|| a.out.join("synth")))
-        .with_synth_n(a.n)
-        .with_synth_test(a.n_test)
-        .with_synth_size(a.synth_size)
-        .with_arch(a.arch)
-        .with_base_width(a.width)
-        .with_pretrained(a.pretrained.clone())
-        .with_sizes(a.sizes.clone())
-        .with_policy(a.recipe.into())
-        .with_epochs(a.epochs)
-        .with_lr(a.lr.to_recipe())
-        .with_opt(a.opt.map(Into::into))
-        .with_batch_size(a.bs)
-        .with_valid_pct(a.valid_pct)
-        .with_seed(a.seed)
-        .with_device(a.device)
-        .with_tta(a.tta)
-        .with_workers(a.workers)
-        .with_resize_cache(!a.no_resize_cache)
-        .with_verbose(!a.quiet))
+    Ok(a.recipe.to_recipe(a.out.clone())?)
 }
 
 /// `fastburn train`: runs [`PlanetRecipe::run`].
@@ -152,7 +104,7 @@ pub fn train_recipe(a: &TrainArgs) -> Result<PlanetRecipe> {
 pub fn train(a: &TrainArgs) -> Result<()> {
     let recipe = train_recipe(a)?;
     let report = recipe.run()?;
-    if a.quiet {
+    if a.recipe.quiet {
         println!("{}", report.summary_line());
     } else {
         println!("run folder: {}", a.out.display());

@@ -175,6 +175,7 @@ fn learner_code(e: &fastburn::learner::Error) -> u8 {
         E::Checkpoint { .. }
         | E::Record { .. }
         | E::InvalidConfig { .. }
+        | E::NoTrainingBatches { .. }
         | E::GroupCount { .. } => EXIT_BAD_INPUT,
         _ => EXIT_RUNTIME,
     }

@@ -792,10 +792,8 @@ fn train_defaults_are_the_recipe_defaults() {
         panic!("not train")
     };
     let recipe = fastburn_cli::commands::train_recipe(&args).unwrap();
-    // The two documented differences: TTA only with --tta, synthetic data in the run folder.
-    let expected = PlanetRecipe::new("runs/a".into())
-        .with_tta(false)
-        .with_synth_dir(PathBuf::from("runs/a/synth"));
+    // The one documented difference: the synthetic data lives in the run folder.
+    let expected = PlanetRecipe::new("runs/a".into()).with_synth_dir(PathBuf::from("runs/a/synth"));
     assert_eq!(recipe.to_string(), expected.to_string());
 }
 

@@ -234,8 +234,12 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// torchvision's `RandomResizedCrop` parameters: a crop of `scale` of the area with aspect
-/// `ratio`, resized to the output.
+/// fastai's `RandomResizedCrop` (torchvision's parameters): a box of `scale` of the
+/// *decoded* image's area with aspect `ratio`, resized to the output size. It runs when an
+/// item is decoded ([`ImageDataset::get`](crate::ImageDataset::get)), before any other
+/// augmentation, so an 8 %-area crop of a 256 px chip keeps 72 px of detail whatever the
+/// training size; validation resizes with fastai's `val_xtra`
+/// ([`Transforms::val_xtra`](crate::Transforms)).
 #[derive(Config, Debug, PartialEq)]
 pub struct RandomResizedCrop {
     /// Smallest area fraction.
@@ -377,10 +381,8 @@ impl AugPolicy {
     /// Draws the parameters of one image.
     pub fn sample<R: rand::Rng>(&self, rng: &mut R) -> AugParams {
         let mut m = IDENTITY;
-        // Innermost (applied to input coordinates last): the crop box.
-        if let Some(rrc) = &self.random_resized_crop {
-            m = mat_mul(&m, &sample_rrc(rrc, rng));
-        }
+        // The random resized crop is not a matrix here: it crops the decoded image
+        // (`RandomResizedCrop::sample_box`).
         if self.flip != FlipMode::None && rng.random::<f64>() < self.p_flip {
             let d = match self.flip {
                 FlipMode::Horizontal => Dihedral(4),
@@ -503,23 +505,46 @@ pub fn homography(from: &[(f64, f64); 4], to: &[(f64, f64); 4]) -> Mat3 {
     [[h[0], h[1], h[2]], [h[3], h[4], h[5]], [h[6], h[7], 1.0]]
 }
 
-fn sample_rrc<R: rand::Rng>(cfg: &RandomResizedCrop, rng: &mut R) -> Mat3 {
-    let (lo, hi) = (cfg.min_ratio.ln(), cfg.max_ratio.ln());
-    for _ in 0..10 {
-        let area = rng.random_range(cfg.min_scale..=cfg.max_scale);
-        let ratio = rng.random_range(lo..=hi).exp();
-        let (w, h) = ((area * ratio).sqrt(), (area / ratio).sqrt());
-        if w <= 1.0 && h <= 1.0 {
-            let cx = rng.random_range(0.0..=1.0 - w);
-            let cy = rng.random_range(0.0..=1.0 - h);
-            return [
-                [w, 0.0, -1.0 + 2.0 * cx + w],
-                [0.0, h, -1.0 + 2.0 * cy + h],
-                [0.0, 0.0, 1.0],
-            ];
+impl RandomResizedCrop {
+    /// fastai's crop box `(left, top, width, height)` in pixels of a `w × h` image: up to
+    /// ten draws of an area fraction in `[min_scale, max_scale]` and a log-uniform aspect
+    /// ratio whose rounded box fits; otherwise the largest centred box of an allowed ratio.
+    ///
+    /// ```
+    /// use fastburn_data::RandomResizedCrop;
+    /// use rand::SeedableRng;
+    /// let rrc = RandomResizedCrop::new();
+    /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    /// for _ in 0..100 {
+    ///     let (l, t, w, h) = rrc.sample_box(&mut rng, 256, 200);
+    ///     assert!(l >= 0.0 && t >= 0.0 && l + w <= 256.0 && t + h <= 200.0);
+    ///     let area = w * h / (256.0 * 200.0);
+    ///     assert!(area > 0.06 && area <= 1.0, "{area}");
+    /// }
+    /// ```
+    pub fn sample_box<R: rand::Rng>(&self, rng: &mut R, w: u32, h: u32) -> (f64, f64, f64, f64) {
+        let (wf, hf) = (f64::from(w), f64::from(h));
+        let (lo, hi) = (self.min_ratio.ln(), self.max_ratio.ln());
+        for _ in 0..10 {
+            let area = rng.random_range(self.min_scale..=self.max_scale) * wf * hf;
+            let ratio = rng.random_range(lo..=hi).exp();
+            let nw = (area * ratio).sqrt().round().max(1.0);
+            let nh = (area / ratio).sqrt().round().max(1.0);
+            if nw <= wf && nh <= hf {
+                let left = rng.random_range(0..=(w - nw as u32)) as f64;
+                let top = rng.random_range(0..=(h - nh as u32)) as f64;
+                return (left, top, nw, nh);
+            }
         }
+        let (cw, ch) = if wf / hf < self.min_ratio {
+            (wf, (wf / self.min_ratio).floor())
+        } else if wf / hf > self.max_ratio {
+            ((hf * self.max_ratio).floor(), hf)
+        } else {
+            (wf, hf)
+        };
+        (((wf - cw) / 2.0).floor(), ((hf - ch) / 2.0).floor(), cw, ch)
     }
-    IDENTITY
 }
 
 /// PyTorch's `reflect_coordinates` + `clip_coordinates` for `align_corners=False`, in pixel

@@ -75,16 +75,26 @@ impl DataLoadersConfig {
             .with_decode(self.decode)
     }
 
-    /// The transforms of validation and inference (centre crop, no augmentation).
+    /// The transforms of validation and inference (centre crop, no augmentation; with a
+    /// random resized crop in training, fastai's `val_xtra = 0.14`).
     pub fn valid_transforms(&self) -> Transforms {
-        self.train_transforms().with_aug(None)
+        let rrc = self
+            .aug
+            .as_ref()
+            .is_some_and(|a| a.random_resized_crop.is_some());
+        self.train_transforms()
+            .with_aug(None)
+            .with_val_xtra(rrc.then_some(0.14))
     }
 
-    /// The loader configuration; `train` shuffles.
+    /// The loader configuration: the training loader shuffles and drops its last partial
+    /// batch (fastai's `drop_last = shuffle`: a one-item batch would reach the head's
+    /// BatchNorm1d); the validation loader keeps every item, in order.
     pub fn loader_config(&self, train: bool) -> LoaderConfig {
         LoaderConfig::new()
             .with_batch_size(self.batch_size)
             .with_shuffle(train)
+            .with_drop_last(train)
             .with_workers(self.workers)
             .with_prefetch(self.prefetch)
             .with_seed(self.seed)

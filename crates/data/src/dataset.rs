@@ -13,7 +13,7 @@ use crate::augment::{AugParams, AugPolicy, augment_cpu};
 use crate::decode::{DecodeOptions, contain_panics, load_rgb_with};
 use crate::error::Result;
 use crate::items::{Item, ItemList, Task, Vocab};
-use crate::resize::{ResizeFilter, ResizeMethod, presize};
+use crate::resize::{ResizeFilter, ResizeMethod, presize, resize_rgb};
 
 /// Per-channel normalisation `(x − mean) / std` of values in `[0, 1]`.
 ///
@@ -94,6 +94,13 @@ pub struct Transforms {
     /// Decoder limits.
     #[config(default = "DecodeOptions::default()")]
     pub decode: DecodeOptions,
+    /// fastai's `val_xtra` for items without augmentation whose training policy has a
+    /// [`RandomResizedCrop`](crate::RandomResizedCrop): the whole image is resized to
+    /// `size + ⌈size · xtra / 8⌉ · 8` and its centre `size × size` kept.
+    /// [`DataLoadersConfig`](crate::DataLoadersConfig) sets 0.14 (fastai's) on the
+    /// validation transforms of such a policy.
+    #[config(default = "None")]
+    pub val_xtra: Option<f64>,
 }
 
 /// A function that decodes an image file (replaceable to read other formats or to inject
@@ -219,22 +226,43 @@ impl ImageDataset {
     /// Decodes and presizes item `index` (no augmentation): `size × size` RGB.
     ///
     /// # Errors
-    /// A decode error naming the file; a decoder panic becomes [`crate::Error::Panic`].
+    /// A decode error naming the file (panics in the decoder are contained).
     ///
     /// # Panics
     /// When `index >= len()` (a programming error).
     pub fn load_presized(&self, index: usize, crop_pos: (f64, f64)) -> Result<RgbImage> {
+        self.load_with(index, |img, t| match t.val_xtra {
+            Some(x) if t.aug.is_none() => {
+                let s = f64::from(t.size);
+                let fin = s + ((s * x) / 8.0).ceil() * 8.0;
+                let f = s / fin;
+                let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+                let b = (w * (1.0 - f) / 2.0, h * (1.0 - f) / 2.0, w * f, h * f);
+                resize_rgb(img, t.size, t.size, t.filter, Some(b))
+            }
+            _ => presize(img, t.size, t.resize, crop_pos, t.filter),
+        })
+    }
+
+    /// Decodes item `index` and makes it `size × size` with `f`.
+    fn load_with(
+        &self,
+        index: usize,
+        f: impl FnOnce(&RgbImage, &Transforms) -> RgbImage,
+    ) -> Result<RgbImage> {
         let item = &self.items[index];
         let t = &self.tfms;
         contain_panics(&item.path, || {
             let img = (self.decoder)(&item.path, &t.decode)?;
-            Ok(presize(&img, t.size, t.resize, crop_pos, t.filter))
+            Ok(f(&img, t))
         })
     }
 
     /// Prepares item `index` for `epoch`: decode, presize (random crop position when
-    /// augmenting), draw augmentation parameters from the item's own seed, apply them when
-    /// augmentation runs on the CPU, normalise.
+    /// augmenting) — or, with a [`RandomResizedCrop`](crate::RandomResizedCrop) in the
+    /// policy, crop a random box of the *decoded* image and resize it (fastai's item
+    /// transform) — draw the other augmentation parameters from the item's own seed, apply
+    /// them when augmentation runs on the CPU, normalise.
     ///
     /// # Errors
     /// As [`ImageDataset::load_presized`].
@@ -245,14 +273,20 @@ impl ImageDataset {
         let t = &self.tfms;
         let item = &self.items[index];
         let mut rng = ChaCha8Rng::seed_from_u64(item_seed(self.seed, epoch, index));
-        let (crop_pos, params) = match &t.aug {
+        let (img, params) = match &t.aug {
             Some(policy) => {
                 let pos = (rng.random::<f64>(), rng.random::<f64>());
-                (pos, policy.sample(&mut rng))
+                let img = match &policy.random_resized_crop {
+                    Some(rrc) => self.load_with(index, |img, t| {
+                        let b = rrc.sample_box(&mut rng, img.width(), img.height());
+                        resize_rgb(img, t.size, t.size, t.filter, Some(b))
+                    })?,
+                    None => self.load_presized(index, pos)?,
+                };
+                (img, policy.sample(&mut rng))
             }
-            None => ((0.5, 0.5), AugParams::identity()),
+            None => (self.load_presized(index, (0.5, 0.5))?, AugParams::identity()),
         };
-        let img = self.load_presized(index, crop_pos)?;
         let s = t.size;
         let plane = (s * s) as usize;
         let mut pixels = vec![0.0f32; 3 * plane];

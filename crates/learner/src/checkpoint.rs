@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{CheckpointProblem, Error, Result};
-use crate::learner::{EpochLog, IterLog, Learner, ResumePoint};
+use crate::callbacks::{EpochLog, IterLog, Recorder};
+use crate::learner::Learner;
 
 /// The checkpoint format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -233,7 +234,8 @@ impl Learner {
     /// intact.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let done = self.state.epochs_done;
+        let st = self.state();
+        let done = st.epochs_done;
         let tmp = dir.join(format!(".tmp-ckpt-{done:06}-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -246,29 +248,25 @@ impl Learner {
             .save(&model_path)
             .map_err(|e| Error::record(&model_path, e))?;
         let optim_path = tmp.join("optim.bpk");
-        self.optim
+        self.opt()
             .save(&optim_path)
             .map_err(|e| Error::record(&optim_path, e))?;
-        let next_epoch = self.state.epoch + 1;
+        let next_epoch = st.epoch + 1;
         let state = CheckpointState {
             format_version: FORMAT_VERSION,
-            arch: self.cfg.arch.to_string(),
-            classes: self.dls.vocab.classes().to_vec(),
+            arch: self.config().arch.to_string(),
+            classes: self.dls().vocab.classes().to_vec(),
             next_epoch,
-            n_epochs: self.state.n_epochs,
+            n_epochs: st.n_epochs,
             epochs_done: done,
-            seed: self.cfg.seed,
-            frozen: self.frozen,
-            lrs: self.state.lrs.clone(),
-            mom: self.state.mom,
-            smooth: (
-                self.state.smooth_raw,
-                self.state.smooth_n,
-                self.state.smooth_loss,
-            ),
-            history: self.history.clone(),
-            iters: self.iters.clone(),
-            thresholds: self.thresholds.clone(),
+            seed: self.config().seed,
+            frozen: self.frozen_groups(),
+            lrs: st.lrs.clone(),
+            mom: st.mom,
+            smooth: (st.smooth_raw, st.smooth_n, st.smooth_loss),
+            history: self.history().to_vec(),
+            iters: self.iterations().to_vec(),
+            thresholds: self.thresholds().map(<[f32]>::to_vec),
         };
         let state_path = tmp.join("state.json");
         let json = serde_json::to_vec_pretty(&state).expect("state serialises");
@@ -280,7 +278,7 @@ impl Learner {
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             epochs_done: done,
-            classes: self.dls.vocab.classes().to_vec(),
+            classes: self.dls().vocab.classes().to_vec(),
             files,
         };
         let mjson = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
@@ -319,9 +317,9 @@ impl Learner {
             path: path.to_path_buf(),
             problem,
         };
-        if manifest.classes != self.dls.vocab.classes() {
+        if manifest.classes != self.dls().vocab.classes() {
             return Err(bad(CheckpointProblem::Vocabulary {
-                expected: self.dls.vocab.classes().to_vec(),
+                expected: self.dls().vocab.classes().to_vec(),
                 got: manifest.classes,
             }));
         }
@@ -332,9 +330,9 @@ impl Learner {
                 message: e.to_string(),
             })
         })?;
-        if state.arch != self.cfg.arch.to_string() {
+        if state.arch != self.config().arch.to_string() {
             return Err(bad(CheckpointProblem::Architecture {
-                expected: self.cfg.arch.to_string(),
+                expected: self.config().arch.to_string(),
                 got: state.arch,
             }));
         }
@@ -352,25 +350,26 @@ impl Learner {
             });
         }
         let optim_path = path.join("optim.bpk");
-        let (fresh, hp) = self.opt_cfg.init();
-        self.optim = fresh
-            .load(&optim_path)
+        let optim = burn::optim::OptimizerRecord::load(&optim_path)
             .map_err(|e| Error::record(&optim_path, e))?;
-        self.hp = hp;
         self.set_model(model);
-        self.freeze_to(state.frozen);
-        self.state.epochs_done = state.epochs_done;
-        self.state.lrs = state.lrs;
+        self.apply_freeze(state.frozen);
+        self.opt_mut().load_record(optim);
         self.set_momentum(state.mom);
-        self.state.smooth_raw = state.smooth.0;
-        self.state.smooth_n = state.smooth.1;
-        self.state.smooth_loss = state.smooth.2;
-        self.history = state.history;
-        self.iters = state.iters;
-        self.thresholds = state.thresholds;
-        self.resume = (state.next_epoch < state.n_epochs).then_some(ResumePoint {
-            epoch: state.next_epoch,
-        });
+        self.set_lrs(state.lrs);
+        let st = self.state_mut();
+        st.epochs_done = state.epochs_done;
+        (st.smooth_raw, st.smooth_n, st.smooth_loss) = state.smooth;
+        st.resume_epoch = (state.next_epoch < state.n_epochs).then_some(state.next_epoch);
+        match self.cb_mut::<Recorder>() {
+            Some(r) => r.set_history(state.history, state.iters),
+            None => {
+                let mut r = Recorder::new(Vec::new());
+                r.set_history(state.history, state.iters);
+                self.add_callback(r);
+            }
+        }
+        self.restore_thresholds(state.thresholds);
         Ok(())
     }
 

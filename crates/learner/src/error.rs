@@ -71,6 +71,20 @@ pub enum Error {
         /// What is accepted.
         expected: &'static str,
     },
+    /// The training loader yields no batch (an empty training split, or fewer items than
+    /// one batch while the last partial batch is dropped).
+    #[error(
+        "the training set gives no batch: {items} items, batch size {batch_size}{}",
+        if *drop_last { ", the last partial batch dropped (training loaders drop it, as fastai's)" } else { "" }
+    )]
+    NoTrainingBatches {
+        /// Training items.
+        items: usize,
+        /// Batch size.
+        batch_size: usize,
+        /// Whether the last partial batch is dropped.
+        drop_last: bool,
+    },
     /// A list of per-group values has the wrong length.
     #[error("{what}: expected one value per layer group ({expected}), got {got}")]
     GroupCount {

@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use fastburn_data::{
-    AugOn, AugParams, AugPolicy, CsvConfig, DataLoader, Dihedral, ImageDataset, ItemList,
+    AugOn, AugPolicy, CsvConfig, DataLoader, Dihedral, ImageDataset, ItemList,
     LoaderConfig, Task, Transforms, Vocab,
 };
 use fastburn_metrics::{ThresholdGrid, best_threshold, per_class_thresholds};
@@ -16,10 +16,12 @@ use fastburn_models::{Arch, VisionModel, VisionModelConfig};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use crate::callbacks::GatherPreds;
 use crate::checkpoint::{first_non_finite, sha256_hex};
 use crate::error::{CheckpointProblem, Error, Result};
-use crate::learner::{Learner, Preds};
+use crate::learner::{Learner, Phase};
 use crate::loss::Loss;
+use crate::step::{Forward, Input, Preds, Source, eval_batch};
 
 /// Test-time augmentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,7 +49,9 @@ pub struct Inference {
     meta: ModelMeta,
 }
 
-/// What is needed to rebuild the model of an export bundle.
+/// What is needed to rebuild the model of an export bundle: the
+/// [`VisionModelConfig`] read off the model itself ([`VisionModel::config`]), less the
+/// class count (the bundle's vocabulary).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
     /// Architecture.
@@ -60,6 +64,85 @@ pub struct ModelMeta {
     pub lin_ftrs: Vec<usize>,
     /// Head dropout.
     pub ps: f64,
+    /// Concat pool in the head (bundles written before this field: `true`).
+    #[serde(default = "yes")]
+    pub concat_pool: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ModelMeta {
+    /// The description of `model`; `None` when its body is not a known architecture.
+    pub fn of(model: &VisionModel) -> Option<Self> {
+        let c = model.config()?;
+        Some(ModelMeta {
+            arch: c.arch,
+            base_width: c.base_width,
+            in_channels: c.in_channels,
+            lin_ftrs: c.lin_ftrs,
+            ps: c.ps,
+            concat_pool: c.concat_pool,
+        })
+    }
+
+    /// The configuration of the model, for `n_classes` outputs.
+    pub fn model_config(&self, n_classes: usize) -> VisionModelConfig {
+        VisionModelConfig::new(self.arch, n_classes)
+            .with_base_width(self.base_width)
+            .with_in_channels(self.in_channels)
+            .with_lin_ftrs(self.lin_ftrs.clone())
+            .with_ps(self.ps)
+            .with_concat_pool(self.concat_pool)
+    }
+}
+
+/// The passes of TTA over `dl`: `(loader, epoch, dihedral view)` for each augmented pass
+/// (the plain pass is `dl` itself). Shared by [`Learner::tta`] and [`Inference::tta`].
+fn tta_sources(dl: &DataLoader, mode: Tta, train_aug: Option<&AugPolicy>) -> Vec<Source> {
+    let base = dl.dataset().transforms().clone();
+    match mode {
+        Tta::Augment { n } => {
+            let policy = train_aug.cloned().unwrap_or_else(AugPolicy::fastai);
+            let t = base.with_aug(Some(policy)).with_aug_on(AugOn::Device);
+            let aug = dl.with_dataset(dl.dataset().with_transforms(t));
+            (0..n)
+                .map(|pass| Source::Loader {
+                    dl: aug.clone(),
+                    epoch: pass + 1,
+                    view: None,
+                })
+                .collect()
+        }
+        Tta::Dihedral => {
+            let t = base
+                .with_aug(Some(AugPolicy::none()))
+                .with_aug_on(AugOn::Device);
+            let raw = dl.with_dataset(dl.dataset().with_transforms(t));
+            Dihedral::ALL
+                .into_iter()
+                .map(|d| Source::Loader {
+                    dl: raw.clone(),
+                    epoch: 0,
+                    view: Some(d),
+                })
+                .collect()
+        }
+    }
+}
+
+/// How TTA combines the augmented passes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum TtaBlend {
+    /// fastai's `beta · plain + (1 − beta) · mean(augmented)` (`beta = 0.25` in fastai).
+    Mean {
+        /// Weight of the plain pass.
+        beta: f64,
+    },
+    /// fastai's `use_max=True`: the element-wise maximum over the plain and the augmented
+    /// passes.
+    Max,
 }
 
 /// The JSON part of an export bundle.
@@ -92,6 +175,25 @@ pub struct Prediction {
 
 const MAGIC: &[u8; 16] = b"FASTBURN-EXPORT\0";
 const EXPORT_VERSION: u32 = 1;
+
+/// Combines a plain pass with augmented passes as `blend` says.
+///
+/// # Panics
+/// When the passes have different lengths.
+pub fn blend_tta_with(plain: &Preds, passes: &[Preds], blend: TtaBlend) -> Preds {
+    match blend {
+        TtaBlend::Mean { beta } => blend_tta(plain, passes, beta),
+        TtaBlend::Max => {
+            let mut out = plain.clone();
+            for q in passes {
+                for (p, &v) in out.probs.iter_mut().zip(&q.probs) {
+                    *p = p.max(v);
+                }
+            }
+            out
+        }
+    }
+}
 
 /// Combines a plain pass with augmented passes as fastai: `beta · plain + (1 − beta) ·
 /// mean(augmented)`.
@@ -233,32 +335,16 @@ impl Inference {
     /// # Errors
     /// A data error.
     pub fn get_preds(&self, dl: &DataLoader) -> Result<Preds> {
-        self.preds_with(dl, 0, None)
+        self.preds_of(Source::loader(dl.clone()))
     }
 
-    fn preds_with(&self, dl: &DataLoader, epoch: usize, view: Option<Dihedral>) -> Result<Preds> {
-        let tfms = dl.dataset().transforms().clone();
+    /// A pass without a learner: the same batch sources and the same evaluation step as
+    /// the learner's loop, with no callbacks.
+    fn preds_of(&self, source: Source) -> Result<Preds> {
         let mut preds = Preds::empty(self.vocab.len());
-        for cpu in dl.epoch(epoch) {
-            let mut cpu = cpu?;
-            if let Some(d) = view {
-                cpu.params = vec![AugParams::dihedral(d); cpu.len()];
-            }
-            let batch = cpu.to_device(&self.device, &tfms, self.task);
-            let logits = self.model.forward(batch.images);
-            let losses = self.loss.per_item(logits.clone(), batch.targets.clone());
-            preds.push(
-                self.loss
-                    .activation(logits)
-                    .try_into_vec_as::<f32>()
-                    .expect("probabilities read back"),
-                batch
-                    .targets
-                    .try_into_vec_as::<f32>()
-                    .expect("targets read back"),
-                losses.try_into_vec_as::<f32>().expect("losses read back"),
-                batch.indices,
-            );
+        for input in source.batches(self.device.clone(), self.task) {
+            let input: Input = input?;
+            preds.push_output(eval_batch(&self.model, &self.loss, input, Forward::Full));
         }
         Ok(preds)
     }
@@ -269,27 +355,10 @@ impl Inference {
     /// A data error.
     pub fn tta_passes(&self, dl: &DataLoader, mode: Tta) -> Result<(Preds, Vec<Preds>)> {
         let plain = self.get_preds(dl)?;
-        let base = dl.dataset().transforms().clone();
-        let mut passes = Vec::new();
-        match mode {
-            Tta::Augment { n } => {
-                let policy = self.train_aug.clone().unwrap_or_else(AugPolicy::fastai);
-                let t = base.with_aug(Some(policy)).with_aug_on(AugOn::Device);
-                let aug = dl.with_dataset(dl.dataset().with_transforms(t));
-                for pass in 0..n {
-                    passes.push(self.preds_with(&aug, pass + 1, None)?);
-                }
-            }
-            Tta::Dihedral => {
-                let t = base
-                    .with_aug(Some(AugPolicy::none()))
-                    .with_aug_on(AugOn::Device);
-                let raw = dl.with_dataset(dl.dataset().with_transforms(t));
-                for d in Dihedral::ALL {
-                    passes.push(self.preds_with(&raw, 0, Some(d))?);
-                }
-            }
-        }
+        let passes = tta_sources(dl, mode, self.train_aug.as_ref())
+            .into_iter()
+            .map(|s| self.preds_of(s))
+            .collect::<Result<_>>()?;
         Ok((plain, passes))
     }
 
@@ -299,8 +368,16 @@ impl Inference {
     /// # Errors
     /// A data error.
     pub fn tta(&self, dl: &DataLoader, mode: Tta, beta: f64) -> Result<Preds> {
+        self.tta_with(dl, mode, TtaBlend::Mean { beta })
+    }
+
+    /// TTA with either of fastai's blends (mean with `beta`, or `use_max`).
+    ///
+    /// # Errors
+    /// A data error.
+    pub fn tta_with(&self, dl: &DataLoader, mode: Tta, blend: TtaBlend) -> Result<Preds> {
         let (plain, passes) = self.tta_passes(dl, mode)?;
-        Ok(blend_tta(&plain, &passes, beta))
+        Ok(blend_tta_with(&plain, &passes, blend))
     }
 
     /// Predicts one image file.
@@ -342,11 +419,26 @@ impl Inference {
         batch_size: usize,
         workers: usize,
     ) -> Result<(Vec<String>, Preds)> {
+        let tta = tta.map(|t| (t, TtaBlend::Mean { beta: 0.25 }));
+        self.predict_folder_with(dir, tta, batch_size, workers)
+    }
+
+    /// [`Inference::predict_folder`] with a choice of TTA blend.
+    ///
+    /// # Errors
+    /// As [`Inference::predict_folder`].
+    pub fn predict_folder_with(
+        &self,
+        dir: &Path,
+        tta: Option<(Tta, TtaBlend)>,
+        batch_size: usize,
+        workers: usize,
+    ) -> Result<(Vec<String>, Preds)> {
         let list = ItemList::from_test_folder(dir, &self.vocab, self.task)?;
         let names = list.items.iter().map(|i| i.name.clone()).collect();
         let dl = self.loader(list, batch_size, workers);
         let preds = match tta {
-            Some(mode) => self.tta(&dl, mode, 0.25)?,
+            Some((mode, blend)) => self.tta_with(&dl, mode, blend)?,
             None => self.get_preds(&dl)?,
         };
         Ok((names, preds))
@@ -457,12 +549,9 @@ pub fn load_learner(path: &Path, device: &Device) -> Result<Inference> {
         .ok_or_else(|| bad("weights past the end".into()))?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
         .map_err(|e| Error::record(path, e))?;
-    let m = &meta.model;
-    let model = VisionModelConfig::new(m.arch, meta.classes.len())
-        .with_base_width(m.base_width)
-        .with_in_channels(m.in_channels)
-        .with_lin_ftrs(m.lin_ftrs.clone())
-        .with_ps(m.ps)
+    let model = meta
+        .model
+        .model_config(meta.classes.len())
         .init(device)
         .try_load_record(record)
         .map_err(|e| Error::record(path, e))?;
@@ -489,36 +578,68 @@ pub fn load_learner(path: &Path, device: &Device) -> Result<Inference> {
 impl Learner {
     /// A snapshot for prediction: the current weights in evaluation mode, the vocabulary,
     /// the validation transforms and the thresholds (0.2 / the tuned ones).
+    ///
+    /// # Panics
+    /// When the model's body is not a known architecture (every model a learner builds is).
     pub fn inference(&self) -> Inference {
         let cfg = self.config();
         Inference {
             model: self.model().valid(),
             device: self.inference_device(),
             loss: self.loss_fn().clone(),
-            vocab: self.dls.vocab.clone(),
-            task: self.dls.task,
-            tfms: self.dls.valid.dataset().transforms().clone(),
-            train_aug: self.dls.train.dataset().transforms().aug.clone(),
+            vocab: self.dls().vocab.clone(),
+            task: self.dls().task,
+            tfms: self.dls().valid.dataset().transforms().clone(),
+            train_aug: self.dls().train.dataset().transforms().aug.clone(),
             thresholds: self
                 .thresholds()
                 .map(<[f32]>::to_vec)
                 .unwrap_or_else(|| vec![cfg.threshold]),
-            meta: ModelMeta {
-                arch: cfg.arch,
-                base_width: cfg.base_width,
-                in_channels: cfg.in_channels,
-                lin_ftrs: cfg.lin_ftrs.clone(),
-                ps: cfg.ps,
-            },
+            meta: ModelMeta::of(self.model()).expect("a learner's model has a known body"),
         }
     }
 
-    /// [`Inference::tta`] with the current model.
+    /// Probabilities, targets and per-item losses over a loader (in its order), with the
+    /// model in evaluation mode: an evaluation pass of the loop with a [`GatherPreds`]
+    /// (callbacks see its batches with [`Phase::Predict`]).
     ///
     /// # Errors
-    /// A data error.
-    pub fn tta(&self, dl: &DataLoader, mode: Tta, beta: f64) -> Result<Preds> {
-        self.inference().tta(dl, mode, beta)
+    /// A data or callback error.
+    pub fn get_preds(&mut self, dl: &DataLoader) -> Result<Preds> {
+        self.preds_of(Source::loader(dl.clone()))
+    }
+
+    fn preds_of(&mut self, source: Source) -> Result<Preds> {
+        self.add_callback(GatherPreds::new(Phase::Predict));
+        let r = self.eval_pass(source, Phase::Predict);
+        let g = self
+            .remove_cb::<GatherPreds>()
+            .expect("the gatherer stays installed during its pass");
+        r?;
+        Ok(g.into_preds(self.dls().vocab.len()))
+    }
+
+    /// TTA through the loop: the plain pass and each augmented pass (as
+    /// [`Inference::tta_passes`]), blended as `blend` says.
+    ///
+    /// # Errors
+    /// A data or callback error.
+    pub fn tta_with(&mut self, dl: &DataLoader, mode: Tta, blend: TtaBlend) -> Result<Preds> {
+        let plain = self.get_preds(dl)?;
+        let aug = self.dls().train.dataset().transforms().aug.clone();
+        let mut passes = Vec::new();
+        for s in tta_sources(dl, mode, aug.as_ref()) {
+            passes.push(self.preds_of(s)?);
+        }
+        Ok(blend_tta_with(&plain, &passes, blend))
+    }
+
+    /// fastai's `tta` with the current model: `beta · plain + (1 − beta) · mean`.
+    ///
+    /// # Errors
+    /// A data or callback error.
+    pub fn tta(&mut self, dl: &DataLoader, mode: Tta, beta: f64) -> Result<Preds> {
+        self.tta_with(dl, mode, TtaBlend::Mean { beta })
     }
 
     /// [`Inference::predict`] with the current model.

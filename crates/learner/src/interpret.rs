@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::inference::tags_of;
-use crate::learner::Preds;
+use crate::step::Preds;
 
 /// One of the top losses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,26 +1,44 @@
-//! The [`Learner`]: model + data + loss + optimiser + metrics + callbacks, and the loop.
+//! The [`Learner`] and its one loop, in fastai's style (`_with_events`): every pass —
+//! training, validation, predictions, TTA, the learning-rate finder, precomputing — runs
+//! through [`Learner::fit_loop`] or [`Learner::eval_pass`] here, one batch at a time through
+//! [`Learner::one_batch`], with the [`Callback`] events around each stage.
+//!
+//! The loop's state is private to this module; everything else in the crate (policies,
+//! the LR finder, precompute, checkpoints, inference, the built-in callbacks) is written
+//! against the public methods below.
+//!
+//! | event | a callback returning … | does |
+//! |---|---|---|
+//! | `before_fit` | `CancelFit` | skips to `after_fit` |
+//! | `before_epoch` | `CancelEpoch` / `CancelFit` | skips the epoch / stops |
+//! | `before_train` | `CancelEpoch` | skips the training phase |
+//! | `before_batch`, `after_loss` | `CancelBatch` | ends the batch (no step) |
+//! | `after_backward` | `SkipStep` | no optimiser step (gradient accumulation) |
+//! | any batch event | `CancelEpoch` | ends the phase |
+//! | any training-batch event | `CancelFit` | ends training; the epoch validates, then the fit stops |
+//! | `before_validate` | `CancelEpoch` | skips validation and `after_epoch` (no row) |
+//! | `after_epoch` | `CancelFit` | stops after this epoch |
+//!
+//! A callback returning a cancel stops the event there: callbacks after it (in `order`)
+//! do not see it, as with fastai's exceptions.
 
+use std::any::Any;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
 
 use burn::config::Config;
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::{Module, ParamGroup};
-use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData};
-use fastburn_data::{Batch, CpuBatch, DataLoader, DataLoaders, Task};
-use fastburn_metrics::{Accuracy, AccuracyMulti, FBetaMetric, Metric};
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use fastburn_data::{DataLoader, DataLoaders, Task};
 use fastburn_models::{Arch, VisionModel, VisionModelConfig};
-use serde::{Deserialize, Serialize};
 
-use crate::callback::{Callback, Flow, Hook};
-use crate::callbacks::{ParamScheduler, TerminateOnNaN};
-use crate::error::{Error, Result};
+use crate::error::{CheckpointProblem, Error, Result};
 use crate::freeze::freeze_to;
 use crate::loss::Loss;
-use crate::optim::{HyperParams, OptimizerConfig};
-use crate::precompute::Precomputed;
-use crate::schedule::{Combined, FitSchedule, Lrs};
+use crate::optim::{Optim, OptimizerConfig};
+use crate::step::{self, BatchOutput, FeatureCache, Forward, Input, Source};
 
 /// How a learner is built (everything but the data and the weights).
 #[derive(Config, Debug)]
@@ -45,9 +63,15 @@ pub struct LearnerConfig {
     /// Per-class weight of positive examples (multi-label only).
     #[config(default = "None")]
     pub pos_weight: Option<Vec<f32>>,
-    /// Keep BatchNorm layers of frozen groups training (fastai's `train_bn`).
+    /// Keep BatchNorm layers of frozen groups training (fastai v2's `train_bn = True`).
+    /// `false` is fastai 0.7's behaviour, which the Planet lesson ran: frozen groups keep
+    /// their BatchNorm in evaluation mode (running statistics fixed, γ/β not trained).
     #[config(default = true)]
     pub train_bn: bool,
+    /// Decay BatchNorm parameters and biases too (fastai v2's `wd_bn_bias`, default
+    /// `false`: they are exempt).
+    #[config(default = false)]
+    pub wd_bn_bias: bool,
     /// Threshold of the default multi-label metrics (F2 and accuracy).
     #[config(default = 0.2)]
     pub threshold: f32,
@@ -70,44 +94,21 @@ impl LearnerConfig {
     }
 }
 
-/// One row of the training history (fastai's epoch table).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochLog {
-    /// 0-based epoch within the fit.
-    pub epoch: usize,
-    /// Image size of the data.
-    pub size: u32,
-    /// Mean training loss of the epoch.
-    pub train_loss: f64,
-    /// Validation loss.
-    pub valid_loss: f64,
-    /// Metric values, by name.
-    pub metrics: Vec<(String, f64)>,
-    /// Wall time of the epoch in seconds.
-    pub seconds: f64,
-}
 
-impl EpochLog {
-    /// A metric's value by name.
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        self.metrics
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
-    }
-}
-
-/// One training iteration as recorded: hyper-parameters in force and the loss.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IterLog {
-    /// Iteration within the fit.
-    pub iter: usize,
-    /// Learning rate of each layer group.
-    pub lrs: Vec<f64>,
-    /// Momentum / β1.
-    pub mom: f64,
-    /// The batch loss.
-    pub loss: f32,
+/// Which pass the loop is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Outside any pass.
+    #[default]
+    Idle,
+    /// Training batches (autodiff device, the optimiser steps).
+    Train,
+    /// The validation pass of an epoch (the epoch row's loss and metrics).
+    Valid,
+    /// A prediction pass ([`Learner::get_preds`], TTA).
+    Predict,
+    /// Building the cache of body activations ([`Learner::precompute`]).
+    Features,
 }
 
 /// Where the loop is; read by callbacks.
@@ -117,64 +118,251 @@ pub struct RunState {
     pub epoch: usize,
     /// Epochs of the current fit.
     pub n_epochs: usize,
-    /// Current training batch within the epoch.
+    /// Current batch within the pass.
     pub batch: usize,
     /// Training batches per epoch.
     pub n_batches: usize,
+    /// Batches of the current pass (training or evaluation).
+    pub pass_batches: usize,
     /// Training iteration within the fit (`epoch · n_batches + batch`).
     pub iter: usize,
     /// Training iterations of the fit.
     pub n_iter: usize,
-    /// True in the training phase, false while validating.
+    /// True in the training phase.
     pub training: bool,
-    /// Loss of the current batch.
+    /// The pass.
+    pub phase: Phase,
+    /// Loss of the current batch (its mean over the batch's items).
     pub loss: Option<f32>,
+    /// Items in the current batch.
+    pub batch_items: usize,
     /// Exponential moving average of the training loss (β = 0.98, debiased).
     pub smooth_loss: f64,
     /// Learning rate of each group for the current batch.
     pub lrs: Vec<f64>,
     /// Momentum / β1 for the current batch.
     pub mom: f64,
-    /// Epochs completed since the learner was built (drives data shuffling and dropout
+    /// Epochs trained since the learner was built (drives data shuffling and dropout
     /// seeds; saved in checkpoints).
     pub epochs_done: usize,
     /// Un-debiased moving average and its count (reset each fit).
     pub(crate) smooth_raw: f64,
     pub(crate) smooth_n: i32,
+    /// The epoch a loaded checkpoint resumes its fit at.
+    pub(crate) resume_epoch: Option<usize>,
 }
 
-pub(crate) struct ResumePoint {
-    pub(crate) epoch: usize,
+/// What the loop does after a hook returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Skip the optimiser step of this batch (from `after_backward`; gradient accumulation).
+    SkipStep,
+    /// Stop this batch here (no step), go to the next.
+    CancelBatch,
+    /// Stop this phase (training: validation still runs; `before_validate`: no validation
+    /// and no epoch row), go to the next epoch.
+    CancelEpoch,
+    /// Stop the fit after this point (`after_fit` still runs).
+    CancelFit,
 }
 
-/// The learner.
+impl Flow {
+    fn rank(self) -> u8 {
+        match self {
+            Flow::Continue => 0,
+            Flow::SkipStep => 1,
+            Flow::CancelBatch => 2,
+            Flow::CancelEpoch => 3,
+            Flow::CancelFit => 4,
+        }
+    }
+
+    /// The stronger of two flows (`CancelFit` > `CancelEpoch` > `CancelBatch` > `SkipStep`
+    /// > `Continue`).
+    pub fn max(self, other: Flow) -> Flow {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// A cancel (`CancelBatch`, `CancelEpoch`, `CancelFit`): the event stops there.
+    pub fn is_cancel(self) -> bool {
+        self.rank() >= 2
+    }
+}
+
+/// The hooks, all no-ops by default. Each receives the learner mutably: read its
+/// [`state`](Learner::state), change its hyper-parameters, model, or data, and return a
+/// [`Flow`]. Callbacks run in ascending [`order`](Callback::order), then in the order they
+/// were added; they are found by type ([`Learner::cb`], [`Learner::remove_cb`]).
 ///
-/// Build it with [`vision_learner`] (or [`Learner::new`] around any [`VisionModel`]); train
-/// with [`fit`](Learner::fit), [`fit_one_cycle`](Learner::fit_one_cycle),
-/// [`fit_sgdr`](Learner::fit_sgdr), [`fit_flat_cos`](Learner::fit_flat_cos) or
-/// [`fine_tune`](Learner::fine_tune); find a learning rate with
-/// [`lr_find`](Learner::lr_find); predict with [`get_preds`](Learner::get_preds),
-/// [`tta`](Learner::tta), [`predict`](Learner::predict).
+/// ```
+/// use fastburn_learner::{Callback, Flow, Learner, Result};
+/// /// Stops the fit once the training loss drops below a target.
+/// struct StopAt(f32);
+/// impl Callback for StopAt {
+///     fn after_batch(&mut self, l: &mut Learner) -> Result<Flow> {
+///         let s = l.state();
+///         Ok(if s.training && s.loss.is_some_and(|x| x < self.0) { Flow::CancelFit } else { Flow::Continue })
+///     }
+/// }
+/// assert_eq!(StopAt(0.1).name(), "StopAt");
+/// ```
+#[allow(unused_variables)]
+pub trait Callback: Send + Any {
+    /// A short name for messages (the type's name by default).
+    fn name(&self) -> String {
+        let full = std::any::type_name::<Self>();
+        full.rsplit("::").next().unwrap_or(full).to_string()
+    }
+
+    /// Position among callbacks: lower runs first (the recorder runs at -25, the NaN guard
+    /// at -20, the parameter scheduler at -10, loggers at 10, checkpoints at 13, early
+    /// stopping at 15, progress at 20).
+    fn order(&self) -> i32 {
+        0
+    }
+
+    /// Before the first epoch.
+    fn before_fit(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After the last epoch (also after a cancelled fit; not after an error).
+    fn after_fit(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// Before each epoch.
+    fn before_epoch(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After each epoch's validation; the epoch's row is in [`Learner::history`].
+    fn after_epoch(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// Before the training phase of an epoch.
+    fn before_train(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After the training phase of an epoch.
+    fn after_train(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// Before an evaluation pass (validation, predictions; see [`RunState::phase`]).
+    fn before_validate(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After an evaluation pass.
+    fn after_validate(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// Before each batch (hyper-parameters are set here).
+    fn before_batch(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After the loss is computed (its value is in [`RunState::loss`]; in evaluation
+    /// passes the batch's predictions are in [`Learner::batch_output`]).
+    fn after_loss(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After the backward pass (gradients in [`Learner::grads_mut`]).
+    fn after_backward(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After the optimiser step.
+    fn after_step(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// After each batch.
+    fn after_batch(&mut self, l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+}
+
+/// The hooks, as values (used by [`Learner::run_hook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Hook {
+    BeforeFit,
+    AfterFit,
+    BeforeEpoch,
+    AfterEpoch,
+    BeforeTrain,
+    AfterTrain,
+    BeforeValidate,
+    AfterValidate,
+    BeforeBatch,
+    AfterLoss,
+    AfterBackward,
+    AfterStep,
+    AfterBatch,
+}
+
+impl Hook {
+    fn call(self, cb: &mut dyn Callback, l: &mut Learner) -> Result<Flow> {
+        match self {
+            Hook::BeforeFit => cb.before_fit(l),
+            Hook::AfterFit => cb.after_fit(l),
+            Hook::BeforeEpoch => cb.before_epoch(l),
+            Hook::AfterEpoch => cb.after_epoch(l),
+            Hook::BeforeTrain => cb.before_train(l),
+            Hook::AfterTrain => cb.after_train(l),
+            Hook::BeforeValidate => cb.before_validate(l),
+            Hook::AfterValidate => cb.after_validate(l),
+            Hook::BeforeBatch => cb.before_batch(l),
+            Hook::AfterLoss => cb.after_loss(l),
+            Hook::AfterBackward => cb.after_backward(l),
+            Hook::AfterStep => cb.after_step(l),
+            Hook::AfterBatch => cb.after_batch(l),
+        }
+    }
+}
+
+/// A callback's place in the list: present, running (taken out while its hook runs), or
+/// removed during a hook.
+enum Slot {
+    Here(Box<dyn Callback>),
+    Running,
+    Gone,
+}
+
+impl Slot {
+    fn get(&self) -> Option<&dyn Callback> {
+        match self {
+            Slot::Here(c) => Some(c.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// The learner: a model, its data, the loss, the optimiser, layer groups and callbacks.
+///
+/// Build it with [`vision_learner`](crate::vision_learner) (or [`Learner::new`] around any
+/// [`VisionModel`]); train with [`fit`](Learner::fit),
+/// [`fit_one_cycle`](Learner::fit_one_cycle), [`fit_sgdr`](Learner::fit_sgdr),
+/// [`fit_flat_cos`](Learner::fit_flat_cos) or [`fine_tune`](Learner::fine_tune); find a
+/// learning rate with [`lr_find`](Learner::lr_find); predict with
+/// [`get_preds`](Learner::get_preds), [`tta`](Learner::tta), [`predict`](Learner::predict).
 pub struct Learner {
-    pub(crate) model: Option<VisionModel>,
-    pub(crate) dls: DataLoaders,
-    pub(crate) device: Device,
-    pub(crate) loss: Loss,
-    pub(crate) opt_cfg: OptimizerConfig,
-    pub(crate) optim: ModuleOptimizer,
-    pub(crate) hp: HyperParams,
-    pub(crate) metrics: Vec<Box<dyn Metric>>,
-    pub(crate) callbacks: Vec<Box<dyn Callback>>,
-    pub(crate) groups: Vec<ParamGroup>,
-    pub(crate) frozen: usize,
-    pub(crate) cfg: LearnerConfig,
-    pub(crate) state: RunState,
-    pub(crate) history: Vec<EpochLog>,
-    pub(crate) iters: Vec<IterLog>,
-    pub(crate) grads: Option<GradientsParams>,
-    pub(crate) precomputed: Option<Precomputed>,
-    pub(crate) resume: Option<ResumePoint>,
-    pub(crate) thresholds: Option<Vec<f32>>,
+    model: Option<VisionModel>,
+    dls: DataLoaders,
+    device: Device,
+    loss: Loss,
+    opt: Optim,
+    cbs: Vec<Slot>,
+    added: Vec<Box<dyn Callback>>,
+    hook_depth: usize,
+    groups: Vec<ParamGroup>,
+    frozen: usize,
+    cfg: LearnerConfig,
+    state: RunState,
+    grads: Option<GradientsParams>,
+    out: Option<BatchOutput>,
+    features: Option<Arc<FeatureCache>>,
+    thresholds: Option<Vec<f32>>,
 }
 
 impl std::fmt::Debug for Learner {
@@ -185,70 +373,24 @@ impl std::fmt::Debug for Learner {
             .field("classes", &self.dls.vocab.len())
             .field("frozen_groups", &self.frozen)
             .field("epochs_done", &self.state.epochs_done)
+            .field("callbacks", &self.callback_names())
             .finish()
     }
 }
 
-/// fastai's `vision_learner`: a [`VisionModel`] of `cfg.arch` for the data's classes,
-/// trained on `device.autodiff()`. With a pretrained `body` the model starts frozen (only the
-/// head trains), as in fastai.
-///
-/// # Example
-/// ```
-/// # use fastburn_data::*;
-/// # let dir = tempfile::tempdir().unwrap();
-/// # synth::SynthConfig::new(dir.path().to_path_buf()).with_n(16).with_size(32).generate().unwrap();
-/// use burn::tensor::Device;
-/// use fastburn_learner::{LearnerConfig, vision_learner};
-/// use fastburn_models::Arch;
-///
-/// let csv = CsvConfig::new(dir.path().join("labels.csv"), dir.path().join("train-jpg"));
-/// let dls = DataLoadersConfig::new(32).with_batch_size(8).from_csv(&csv, &Splitter::default())?;
-/// let cfg = LearnerConfig::new(Arch::ResNet18).with_base_width(8).with_path(dir.path().join("run"));
-/// let mut learn = vision_learner(dls, &cfg, None, &Device::flex())?;
-/// learn.quiet();
-/// learn.fit_one_cycle(1, 1e-3)?;
-/// assert_eq!(learn.history().len(), 1);
-/// assert!(learn.history()[0].metric("f2@0.2").is_some());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// # Errors
-/// None today beyond configuration problems; kept fallible for weight loading.
-pub fn vision_learner(
-    dls: DataLoaders,
-    cfg: &LearnerConfig,
-    body: Option<fastburn_models::ResNetBody>,
-    device: &Device,
-) -> Result<Learner> {
-    let ad = device.clone().autodiff();
-    let mcfg = cfg.model_config(dls.vocab.len());
-    let pretrained = body.is_some();
-    let model = crate::rng::with_seed(&ad, cfg.seed, || {
-        let m = match body {
-            Some(b) => mcfg.init_with_body(b.fork(&ad), &ad),
-            None => mcfg.init(&ad),
-        };
-        crate::rng::materialize(&m);
-        m
-    });
-    let mut learn = Learner::new(model, dls, cfg.clone(), &ad)?;
-    if pretrained {
-        learn.freeze();
-    }
-    Ok(learn)
-}
-
 impl Learner {
-    /// A learner around an existing model (moved to `device.autodiff()`).
+    /// A learner of `model` (moved to `device.autodiff()`) on `dls`, with exactly the
+    /// given callbacks; [`Learner::new`] adds the default ones. The loss follows the task
+    /// (BCE-with-logits, with `cfg.pos_weight`, or cross-entropy).
     ///
     /// # Errors
     /// [`Error::GroupCount`] when `cfg.pos_weight` has the wrong length.
-    pub fn new(
+    pub fn from_parts(
         model: VisionModel,
         dls: DataLoaders,
         cfg: LearnerConfig,
         device: &Device,
+        callbacks: Vec<Box<dyn Callback>>,
     ) -> Result<Self> {
         let device = device.clone().autodiff();
         // `fork` keeps a tensor's autodiff context; `train` turns gradient tracking on for a
@@ -272,44 +414,33 @@ impl Learner {
             }
             Task::SingleLabel => Loss::CrossEntropy,
         };
-        let metrics: Vec<Box<dyn Metric>> = match dls.task {
-            Task::MultiLabel => vec![
-                Box::new(FBetaMetric::f2().with_thresholds(vec![cfg.threshold])),
-                Box::new(AccuracyMulti::new(cfg.threshold)),
-            ],
-            Task::SingleLabel => vec![Box::new(Accuracy::new())],
-        };
-        let (optim, hp) = cfg.opt.init();
+        let opt = Optim::new(cfg.opt, cfg.wd_bn_bias);
         let groups = model.layer_groups();
-        let n_groups = groups.len();
         let mut learn = Learner {
             model: Some(model),
             dls,
             device,
             loss,
-            opt_cfg: cfg.opt,
-            optim,
-            hp,
-            metrics,
-            callbacks: Vec::new(),
+            state: RunState {
+                lrs: vec![0.0; groups.len()],
+                mom: opt.momentum(),
+                ..Default::default()
+            },
+            opt,
+            cbs: Vec::new(),
+            added: Vec::new(),
+            hook_depth: 0,
             groups,
             frozen: 0,
             cfg,
-            state: RunState {
-                lrs: vec![0.0; n_groups],
-                ..Default::default()
-            },
-            history: Vec::new(),
-            iters: Vec::new(),
             grads: None,
-            precomputed: None,
-            resume: None,
+            out: None,
+            features: None,
             thresholds: None,
         };
-        learn.state.mom = learn.hp.momentum();
-        learn.add_callback(TerminateOnNaN);
-        learn.add_callback(crate::callbacks::ProgressBar::new());
-        learn.add_callback(crate::callbacks::EpochTable::new());
+        for cb in callbacks {
+            learn.add_boxed_callback(cb);
+        }
         Ok(learn)
     }
 
@@ -322,13 +453,21 @@ impl Learner {
             .expect("the model is present outside a step")
     }
 
-    /// Replaces the model (e.g. after loading weights); layer groups are recomputed.
+    /// Replaces the model (e.g. after loading weights): layer groups are recomputed, the
+    /// frozen groups stay frozen, and cached activations are dropped (they were the old
+    /// body's).
     pub fn set_model(&mut self, model: VisionModel) {
         let model = model.fork(&self.device).train();
         self.groups = model.layer_groups();
         self.model = Some(model);
-        let n = self.frozen;
-        self.freeze_to(n);
+        self.apply_freeze(self.frozen);
+        self.features = None;
+    }
+
+    /// Puts back weights of this very model (same parameter ids: a record loaded into
+    /// it), keeping the layer groups and the cache of activations.
+    pub(crate) fn put_model(&mut self, model: VisionModel) {
+        self.model = Some(model);
     }
 
     /// The data loaders.
@@ -361,17 +500,22 @@ impl Learner {
         &self.state
     }
 
-    /// The epoch rows of every fit so far.
-    pub fn history(&self) -> &[EpochLog] {
-        &self.history
+    /// The loop's state, to restore it (checkpoints, the LR finder).
+    pub(crate) fn state_mut(&mut self) -> &mut RunState {
+        &mut self.state
     }
 
-    /// Every training iteration so far (learning rates, momentum, loss).
-    pub fn iterations(&self) -> &[IterLog] {
-        &self.iters
+    /// The optimiser.
+    pub fn opt(&self) -> &Optim {
+        &self.opt
     }
 
-    /// The layer groups (stem + early layers, later layers, head).
+    /// The optimiser, to change or restore its state.
+    pub fn opt_mut(&mut self) -> &mut Optim {
+        &mut self.opt
+    }
+
+    /// The layer groups (fastai's split: stem + early layers, later layers, head).
     pub fn layer_groups(&self) -> &[ParamGroup] {
         &self.groups
     }
@@ -396,6 +540,12 @@ impl Learner {
         self.grads.take()
     }
 
+    /// The current evaluation batch's predictions (from `after_loss` to `after_batch` of
+    /// an evaluation pass).
+    pub fn batch_output(&self) -> Option<&BatchOutput> {
+        self.out.as_ref()
+    }
+
     /// Sets the learning rate of every group (what the scheduler does each batch).
     pub fn set_lrs(&mut self, lrs: Vec<f64>) {
         self.state.lrs = lrs;
@@ -403,7 +553,7 @@ impl Learner {
 
     /// Sets momentum / β1 (what the scheduler does each batch).
     pub fn set_momentum(&mut self, m: f64) {
-        self.hp.set_momentum(m);
+        self.opt.set_momentum(m);
         self.state.mom = m;
     }
 
@@ -417,14 +567,19 @@ impl Learner {
         self.thresholds = Some(t);
     }
 
-    /// The metrics' names, in table order.
-    pub fn metric_names(&self) -> Vec<String> {
-        self.metrics.iter().map(|m| m.name()).collect()
+    /// Forgets tuned thresholds (back to the config's).
+    pub(crate) fn restore_thresholds(&mut self, t: Option<Vec<f32>>) {
+        self.thresholds = t;
     }
 
-    /// Replaces the metrics.
-    pub fn set_metrics(&mut self, metrics: Vec<Box<dyn Metric>>) {
-        self.metrics = metrics;
+    /// The cache of body activations, when one is in use.
+    pub fn feature_cache(&self) -> Option<&FeatureCache> {
+        self.features.as_deref()
+    }
+
+    /// Installs (or drops, with `None`) the cache of body activations.
+    pub(crate) fn set_feature_cache(&mut self, cache: Option<FeatureCache>) {
+        self.features = cache.map(Arc::new);
     }
 
     // ----- callbacks -------------------------------------------------------------------
@@ -434,56 +589,111 @@ impl Learner {
         self.add_boxed_callback(Box::new(cb));
     }
 
-    /// Adds a boxed callback.
+    /// Adds a boxed callback. During a hook, it joins once the hook is done.
     pub fn add_boxed_callback(&mut self, cb: Box<dyn Callback>) {
+        if self.hook_depth > 0 {
+            self.added.push(cb);
+            return;
+        }
         let order = cb.order();
         let pos = self
-            .callbacks
+            .cbs
             .iter()
-            .position(|c| c.order() > order)
-            .unwrap_or(self.callbacks.len());
-        self.callbacks.insert(pos, cb);
+            .position(|c| c.get().is_some_and(|c| c.order() > order))
+            .unwrap_or(self.cbs.len());
+        self.cbs.insert(pos, Slot::Here(cb));
     }
 
-    /// Removes the callbacks with this name; returns how many were removed.
-    pub fn remove_callback(&mut self, name: &str) -> usize {
-        let before = self.callbacks.len();
-        self.callbacks.retain(|c| c.name() != name);
-        before - self.callbacks.len()
+    /// The first callback of type `T`.
+    pub fn cb<T: Callback>(&self) -> Option<&T> {
+        self.cbs
+            .iter()
+            .filter_map(Slot::get)
+            .find_map(|c| (c as &dyn Any).downcast_ref::<T>())
+    }
+
+    /// The first callback of type `T`, mutably.
+    pub fn cb_mut<T: Callback>(&mut self) -> Option<&mut T> {
+        self.cbs.iter_mut().find_map(|s| match s {
+            Slot::Here(c) => (c.as_mut() as &mut dyn Any).downcast_mut::<T>(),
+            _ => None,
+        })
+    }
+
+    /// Removes the first callback of type `T` and returns it.
+    pub fn remove_cb<T: Callback>(&mut self) -> Option<Box<T>> {
+        let i = self
+            .cbs
+            .iter()
+            .position(|s| s.get().is_some_and(|c| (c as &dyn Any).is::<T>()))?;
+        let slot = if self.hook_depth > 0 {
+            std::mem::replace(&mut self.cbs[i], Slot::Gone)
+        } else {
+            self.cbs.remove(i)
+        };
+        match slot {
+            Slot::Here(c) => (c as Box<dyn Any>).downcast::<T>().ok(),
+            _ => None,
+        }
+    }
+
+    /// Removes every callback of type `T`; returns how many were removed.
+    pub fn remove_cbs<T: Callback>(&mut self) -> usize {
+        let mut n = 0;
+        while self.remove_cb::<T>().is_some() {
+            n += 1;
+        }
+        n
     }
 
     /// The names of the callbacks, in running order.
     pub fn callback_names(&self) -> Vec<String> {
-        self.callbacks.iter().map(|c| c.name()).collect()
+        self.cbs
+            .iter()
+            .filter_map(Slot::get)
+            .map(Callback::name)
+            .collect()
     }
 
-    /// Removes the progress bar and the printed table (tests, libraries).
-    pub fn quiet(&mut self) {
-        self.remove_callback("progress");
-        self.remove_callback("epoch_table");
-    }
-
-    /// Runs one hook on every callback, in order; returns the strongest flow.
+    /// Runs one hook on every callback, in order, and returns the strongest flow. A
+    /// callback that cancels ends the event: the ones after it do not run.
     ///
     /// # Errors
     /// The first callback error (the others do not run).
     pub fn run_hook(&mut self, hook: Hook) -> Result<Flow> {
-        let mut cbs = std::mem::take(&mut self.callbacks);
+        self.hook_depth += 1;
         let mut flow = Flow::Continue;
         let mut result = Ok(());
-        for cb in cbs.iter_mut() {
-            match hook.call(cb.as_mut(), self) {
-                Ok(f) => flow = flow.max(f),
+        let mut i = 0;
+        while i < self.cbs.len() {
+            let Slot::Here(mut cb) = std::mem::replace(&mut self.cbs[i], Slot::Running) else {
+                i += 1;
+                continue;
+            };
+            let r = hook.call(cb.as_mut(), self);
+            if matches!(self.cbs[i], Slot::Running) {
+                self.cbs[i] = Slot::Here(cb);
+            }
+            i += 1;
+            match r {
+                Ok(f) => {
+                    flow = flow.max(f);
+                    if f.is_cancel() {
+                        break;
+                    }
+                }
                 Err(e) => {
                     result = Err(e);
                     break;
                 }
             }
         }
-        // Callbacks added during the hook are kept too.
-        let added = std::mem::replace(&mut self.callbacks, cbs);
-        for cb in added {
-            self.add_boxed_callback(cb);
+        self.hook_depth -= 1;
+        if self.hook_depth == 0 {
+            self.cbs.retain(|s| matches!(s, Slot::Here(_)));
+            for cb in std::mem::take(&mut self.added) {
+                self.add_boxed_callback(cb);
+            }
         }
         result.map(|_| flow)
     }
@@ -502,347 +712,312 @@ impl Learner {
         self.freeze_to(0);
     }
 
-    /// fastai's `freeze_to(n)`: groups `0..n` are frozen, the rest train. Cached
-    /// precomputed activations are dropped when the body becomes trainable.
+    /// fastai's `freeze_to(n)`: groups `0..n` are frozen, the rest train. As in fastai the
+    /// optimiser state is cleared (`opt.clear_state()`: momentum buffers, Adam moments and
+    /// step counts). Cached activations are dropped when the body becomes trainable.
     pub fn freeze_to(&mut self, n: usize) {
+        self.apply_freeze(n);
+        self.opt.clear_state();
+    }
+
+    /// Freezes groups `0..n` keeping the optimiser state (restoring a checkpoint).
+    pub(crate) fn apply_freeze(&mut self, n: usize) {
         let n = n.min(self.groups.len());
         let model = self.model.take().expect("model present");
         self.model = Some(freeze_to(model, &self.groups, n, self.cfg.train_bn));
         self.frozen = n;
         if n + 1 < self.groups.len() {
-            self.precomputed = None;
+            self.features = None;
         }
     }
 
     // ----- data ------------------------------------------------------------------------
 
     /// Swaps the data (progressive resizing: 64 → 128 → 256 px), keeping the model and the
-    /// optimiser. The class vocabulary must be the same.
+    /// optimiser. The class vocabulary must be the same. Cached activations are dropped.
     ///
     /// # Errors
-    /// [`Error::Checkpoint`] with [`CheckpointProblem::Vocabulary`](crate::CheckpointProblem)
-    /// when the vocabularies differ.
+    /// [`Error::Checkpoint`] with [`CheckpointProblem::Vocabulary`] when the vocabularies
+    /// differ.
     pub fn set_data(&mut self, dls: DataLoaders) -> Result<()> {
         if dls.vocab != self.dls.vocab {
             return Err(Error::Checkpoint {
                 path: self.cfg.path.clone(),
-                problem: crate::error::CheckpointProblem::Vocabulary {
+                problem: CheckpointProblem::Vocabulary {
                     expected: self.dls.vocab.classes().to_vec(),
                     got: dls.vocab.classes().to_vec(),
                 },
             });
         }
         self.dls = dls;
-        self.precomputed = None;
+        self.features = None;
         Ok(())
     }
 
-    // ----- policies --------------------------------------------------------------------
+    // ----- the loop ----------------------------------------------------------------------
 
-    /// fastai v2's `fit`: `epochs` epochs at constant learning rate(s).
-    ///
-    /// # Errors
-    /// As [`Learner::fit_schedule`].
-    pub fn fit(&mut self, epochs: usize, lr: impl Into<Lrs>) -> Result<()> {
-        let lrs = lr.into().resolve(self.groups.len())?;
-        let shape = Combined::single(crate::Sched::Const(1.0));
-        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &lrs, None))
-    }
-
-    /// fastai's `fit_one_cycle(epochs, lr_max)` with its defaults: `div = 25`,
-    /// `div_final = 1e5`, `pct_start = 0.25`, `moms = (0.95, 0.85, 0.95)`.
-    ///
-    /// # Errors
-    /// As [`Learner::fit_schedule`].
-    pub fn fit_one_cycle(&mut self, epochs: usize, lr_max: impl Into<Lrs>) -> Result<()> {
-        self.fit_one_cycle_with(epochs, lr_max, &OneCycle::default())
-    }
-
-    /// [`Learner::fit_one_cycle`] with explicit parameters.
-    ///
-    /// # Errors
-    /// As [`Learner::fit_schedule`].
-    pub fn fit_one_cycle_with(
-        &mut self,
-        epochs: usize,
-        lr_max: impl Into<Lrs>,
-        p: &OneCycle,
-    ) -> Result<()> {
-        let maxes = lr_max.into().resolve(self.groups.len())?;
-        let shape = Combined::one_cycle_lr(1.0, p.div, p.div_final, p.pct_start);
-        let mom = Combined::one_cycle_mom(p.moms, p.pct_start);
-        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &maxes, Some(mom)))
-    }
-
-    /// SGDR (fastai 0.7's `fit(lr, n_cycles, cycle_len, cycle_mult)`): `n_cycles` cosine
-    /// annealings from `lr` to 0, cycle `i` lasting `cycle_len · cycle_mult^i` epochs.
-    ///
-    /// # Errors
-    /// As [`Learner::fit_schedule`].
-    pub fn fit_sgdr(
-        &mut self,
-        n_cycles: usize,
-        cycle_len: usize,
-        cycle_mult: usize,
-        lr: impl Into<Lrs>,
-    ) -> Result<()> {
-        let maxes = lr.into().resolve(self.groups.len())?;
-        let (shape, epochs) = Combined::sgdr(1.0, n_cycles, cycle_len, cycle_mult);
-        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &maxes, None))
-    }
-
-    /// fastai's `fit_flat_cos`: flat at `lr` for `pct_start` (0.75) of training, then
-    /// cosine to `lr / div_final` (1e5).
-    ///
-    /// # Errors
-    /// As [`Learner::fit_schedule`].
-    pub fn fit_flat_cos(&mut self, epochs: usize, lr: impl Into<Lrs>) -> Result<()> {
-        let maxes = lr.into().resolve(self.groups.len())?;
-        let shape = Combined::flat_cos(1.0, 1e5, 0.75);
-        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &maxes, None))
-    }
-
-    /// fastai's `fine_tune(epochs, base_lr)`: `freeze_epochs` one-cycle epochs with the
-    /// body frozen (`pct_start = 0.99`), then unfreeze and `epochs` one-cycle epochs with
-    /// `slice(base_lr / 2 / lr_mult, base_lr / 2)`.
-    ///
-    /// # Errors
-    /// As [`Learner::fit_schedule`].
-    pub fn fine_tune(&mut self, epochs: usize, base_lr: f64, p: &FineTune) -> Result<()> {
-        self.freeze();
-        self.fit_one_cycle_with(
-            p.freeze_epochs,
-            Lrs::Slice {
-                lo: None,
-                hi: base_lr,
+    /// The training batches of an epoch: the loader's, or the cached activations'.
+    fn train_source(&self) -> Source {
+        let tc = self.dls.train.config();
+        match &self.features {
+            Some(cache) => Source::Cache {
+                cache: cache.clone(),
+                train: true,
+                batch_size: tc.batch_size,
+                drop_last: tc.drop_last,
+                seed: tc.seed,
+                epoch: self.state.epochs_done,
             },
-            &OneCycle {
-                pct_start: 0.99,
-                ..OneCycle::default()
+            None => Source::Loader {
+                dl: self.dls.train.clone(),
+                epoch: self.state.epochs_done,
+                view: None,
             },
-        )?;
-        let base = base_lr / 2.0;
-        self.unfreeze();
-        self.fit_one_cycle_with(
-            epochs,
-            Lrs::slice(base / p.lr_mult, base),
-            &OneCycle {
-                pct_start: p.pct_start,
-                div: p.div,
-                ..OneCycle::default()
-            },
-        )
+        }
     }
 
-    /// Runs `epochs` epochs under `sched`, applied each batch by a [`ParamScheduler`]
-    /// callback. All the policies above are this plus a schedule.
+    /// The validation batches.
+    fn valid_source(&self) -> Source {
+        match &self.features {
+            Some(cache) => Source::Cache {
+                cache: cache.clone(),
+                train: false,
+                batch_size: self.dls.valid.config().batch_size,
+                drop_last: false,
+                seed: 0,
+                epoch: 0,
+            },
+            None => Source::loader(self.dls.valid.clone()),
+        }
+    }
+
+    /// fastai's `Learner.fit` without a scheduler: `n_epochs` epochs of training and
+    /// validation with the callbacks installed now (the policies add a
+    /// [`ParamScheduler`](crate::callbacks::ParamScheduler), the LR finder an
+    /// [`LrFinder`](crate::LrFinder)). After a loaded checkpoint of an interrupted fit, it
+    /// continues at the checkpoint's next epoch.
     ///
     /// # Errors
-    /// A data error, a non-finite loss ([`Error::NonFiniteLoss`]), a metric or callback
-    /// error. The model keeps the weights of the last completed step.
-    pub fn fit_schedule(&mut self, epochs: usize, sched: FitSchedule) -> Result<()> {
-        if sched.lr.len() != self.groups.len() {
-            return Err(Error::GroupCount {
-                what: "schedules",
-                expected: self.groups.len(),
-                got: sched.lr.len(),
+    /// [`Error::NoTrainingBatches`] when the training loader yields no batch; a data,
+    /// non-finite-loss or callback error. The model keeps the weights of the last completed
+    /// step.
+    pub fn fit_loop(&mut self, n_epochs: usize) -> Result<()> {
+        let source = self.train_source();
+        let n_batches = source.num_batches();
+        if n_batches == 0 {
+            let tc = self.dls.train.config();
+            return Err(Error::NoTrainingBatches {
+                items: self.dls.train.dataset().len(),
+                batch_size: tc.batch_size,
+                drop_last: tc.drop_last,
             });
         }
-        self.add_callback(ParamScheduler::new(sched));
-        let r = self.fit_loop(epochs);
-        self.remove_callback("param_scheduler");
+        let start = self.state.resume_epoch.take().unwrap_or(0);
+        let s = &mut self.state;
+        s.n_epochs = n_epochs;
+        s.n_batches = n_batches;
+        s.n_iter = n_epochs * n_batches;
+        s.iter = start * n_batches;
+        s.epoch = start;
+        s.smooth_raw = 0.0;
+        s.smooth_n = 0;
+        let r = self.do_fit(start, n_epochs);
+        self.state.phase = Phase::Idle;
+        self.state.training = false;
         r
     }
 
-    fn fit_loop(&mut self, n_epochs: usize) -> Result<()> {
-        let n_batches = match &self.precomputed {
-            Some(p) => p.num_batches(
-                self.dls.train.config().batch_size,
-                self.dls.train.config().drop_last,
-            ),
-            None => self.dls.train.num_batches(),
-        };
-        let start = self.resume.take().map_or(0, |r| r.epoch);
-        self.state.n_epochs = n_epochs;
-        self.state.n_batches = n_batches;
-        self.state.n_iter = n_epochs * n_batches;
-        self.state.iter = start * n_batches;
-        self.state.epoch = start;
-        self.state.smooth_raw = 0.0;
-        self.state.smooth_n = 0;
-        if self.run_hook(Hook::BeforeFit)? == Flow::CancelFit {
-            self.run_hook(Hook::AfterFit)?;
-            return Ok(());
-        }
-        let mut cancel_fit = false;
-        for epoch in start..n_epochs {
-            self.state.epoch = epoch;
-            let t0 = Instant::now();
-            match self.run_hook(Hook::BeforeEpoch)? {
-                Flow::CancelFit => break,
-                Flow::CancelEpoch => continue,
-                _ => {}
-            }
-            let (train_loss, flow) = self.train_epoch()?;
-            if flow == Flow::CancelFit {
-                cancel_fit = true;
-            }
-            self.run_hook(Hook::BeforeValidate)?;
-            let (valid_loss, metrics) = self.validate_epoch()?;
-            self.state.training = false;
-            self.run_hook(Hook::AfterValidate)?;
-            self.history.push(EpochLog {
-                epoch,
-                size: self.dls.size(),
-                train_loss,
-                valid_loss,
-                metrics,
-                seconds: t0.elapsed().as_secs_f64(),
-            });
-            self.state.epochs_done += 1;
-            if self.run_hook(Hook::AfterEpoch)? == Flow::CancelFit || cancel_fit {
-                break;
+    fn do_fit(&mut self, start: usize, n_epochs: usize) -> Result<()> {
+        if self.run_hook(Hook::BeforeFit)? != Flow::CancelFit {
+            for epoch in start..n_epochs {
+                self.state.epoch = epoch;
+                match self.run_hook(Hook::BeforeEpoch)? {
+                    Flow::CancelFit => break,
+                    Flow::CancelEpoch => continue,
+                    _ => {}
+                }
+                // A fit cancelled during training still validates and records the epoch
+                // in progress, then stops.
+                let train = self.train_phase()?;
+                let valid = self.validate_phase()?;
+                if valid == Flow::CancelFit {
+                    break;
+                }
+                let after = if valid == Flow::CancelEpoch {
+                    Flow::Continue
+                } else {
+                    self.run_hook(Hook::AfterEpoch)?
+                };
+                if train == Flow::CancelFit || after == Flow::CancelFit {
+                    break;
+                }
             }
         }
         self.run_hook(Hook::AfterFit)?;
         Ok(())
     }
 
-    /// The training phase of one epoch: returns the mean training loss and the strongest
-    /// flow a callback asked for.
-    fn train_epoch(&mut self) -> Result<(f64, Flow)> {
+    /// The training phase of one epoch; returns `CancelFit` when the fit must stop.
+    fn train_phase(&mut self) -> Result<Flow> {
         self.state.training = true;
-        match self.run_hook(Hook::BeforeTrain)? {
-            Flow::CancelFit => return Ok((f64::NAN, Flow::CancelFit)),
-            Flow::CancelEpoch => return Ok((f64::NAN, Flow::Continue)),
-            _ => {}
-        }
-        let data_epoch = self.state.epochs_done;
-        let (mut sum, mut count) = (0.0f64, 0usize);
-        let mut flow_out = Flow::Continue;
-        if let Some(pre) = self.precomputed.take() {
-            let batches = pre.train_batches(
-                self.dls.train.config().batch_size,
-                self.dls.train.config().drop_last,
-                self.dls.train.config().seed,
-                data_epoch,
-                &self.device,
-            );
-            for (b, (x, y)) in batches.into_iter().enumerate() {
-                let f = self.train_step(
-                    b,
-                    StepInput {
-                        x,
-                        y,
-                        features: true,
-                    },
-                    &mut sum,
-                    &mut count,
-                );
-                match f {
-                    Err(e) => {
-                        self.precomputed = Some(pre);
-                        return Err(e);
-                    }
-                    Ok(Flow::CancelEpoch) => break,
-                    Ok(Flow::CancelFit) => {
-                        flow_out = Flow::CancelFit;
-                        break;
-                    }
-                    Ok(_) => {}
-                }
+        self.state.phase = Phase::Train;
+        let flow = match self.run_hook(Hook::BeforeTrain)? {
+            Flow::CancelFit => return Ok(Flow::CancelFit),
+            Flow::CancelEpoch => Flow::Continue,
+            _ => {
+                let source = self.train_source();
+                self.all_batches(source, Phase::Train)?
             }
-            self.precomputed = Some(pre);
+        };
+        self.state.epochs_done += 1;
+        let after = self.run_hook(Hook::AfterTrain)?;
+        self.state.training = false;
+        Ok(if flow == Flow::CancelFit || after == Flow::CancelFit {
+            Flow::CancelFit
         } else {
-            let loader = self.dls.train.clone();
-            let tfms = loader.dataset().transforms().clone();
-            let task = self.dls.task;
-            for (b, cpu) in loader.epoch(data_epoch).enumerate() {
-                let batch = cpu?.to_device(&self.device, &tfms, task);
-                match self.train_step(
-                    b,
-                    StepInput {
-                        x: batch.images,
-                        y: batch.targets,
-                        features: false,
-                    },
-                    &mut sum,
-                    &mut count,
-                )? {
-                    Flow::CancelEpoch => break,
-                    Flow::CancelFit => {
-                        flow_out = Flow::CancelFit;
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let f = self.run_hook(Hook::AfterTrain)?;
-        Ok((sum / count.max(1) as f64, flow_out.max(f)))
+            Flow::Continue
+        })
     }
 
-    fn train_step(
-        &mut self,
-        b: usize,
-        input: StepInput,
-        sum: &mut f64,
-        count: &mut usize,
-    ) -> Result<Flow> {
-        self.state.batch = b;
-        self.state.iter = self.state.epoch * self.state.n_batches + b;
-        self.state.loss = None;
-        if let f @ (Flow::CancelBatch | Flow::CancelEpoch | Flow::CancelFit) =
-            self.run_hook(Hook::BeforeBatch)?
-        {
-            return Ok(if f == Flow::CancelBatch {
-                Flow::Continue
+    /// The validation phase: an evaluation pass over the validation items.
+    fn validate_phase(&mut self) -> Result<Flow> {
+        let source = self.valid_source();
+        self.eval_pass(source, Phase::Valid)
+    }
+
+    /// An evaluation pass (`before_validate`, every batch in evaluation mode on the
+    /// inference device, `after_validate`). Callbacks see each batch's predictions in
+    /// [`Learner::batch_output`]; `phase` tells them what the pass is for.
+    ///
+    /// # Errors
+    /// A data or callback error.
+    pub(crate) fn eval_pass(&mut self, source: Source, phase: Phase) -> Result<Flow> {
+        let (training, prev_phase) = (self.state.training, self.state.phase);
+        self.state.training = false;
+        self.state.phase = phase;
+        let r = (|| {
+            match self.run_hook(Hook::BeforeValidate)? {
+                f @ (Flow::CancelFit | Flow::CancelEpoch) => return Ok(f),
+                _ => {}
+            }
+            let flow = self.all_batches(source, phase)?;
+            let after = self.run_hook(Hook::AfterValidate)?;
+            Ok(if flow == Flow::CancelFit || after == Flow::CancelFit {
+                Flow::CancelFit
             } else {
-                f
-            });
+                Flow::Continue
+            })
+        })();
+        self.state.training = training;
+        self.state.phase = prev_phase;
+        r
+    }
+
+    /// Every batch of `source`, through [`Learner::one_batch`]; returns `CancelFit` when
+    /// a callback stopped the fit.
+    fn all_batches(&mut self, source: Source, phase: Phase) -> Result<Flow> {
+        let train = phase == Phase::Train;
+        let forward = match (phase, source.forward()) {
+            (Phase::Features, _) => Forward::Body,
+            (_, f) => f,
+        };
+        let device = if train {
+            self.device.clone()
+        } else {
+            self.inference_device()
+        };
+        let eval_model = (!train).then(|| self.model().valid());
+        self.state.pass_batches = source.num_batches();
+        for (b, input) in source.batches(device, self.dls.task).enumerate() {
+            let input = input?;
+            let f = match &eval_model {
+                None => self.train_batch(b, input, forward)?,
+                Some(m) => self.eval_batch(m, b, input, forward)?,
+            };
+            match f {
+                Flow::CancelEpoch => return Ok(Flow::Continue),
+                Flow::CancelFit => return Ok(Flow::CancelFit),
+                _ => {}
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Runs the batch-start hook; `Some(flow)` ends the batch with that flow.
+    fn start_batch(&mut self, b: usize, n: usize) -> Result<Option<Flow>> {
+        self.state.batch = b;
+        self.state.batch_items = n;
+        self.state.loss = None;
+        self.out = None;
+        Ok(match self.run_hook(Hook::BeforeBatch)? {
+            Flow::CancelBatch => Some(Flow::Continue),
+            f @ (Flow::CancelEpoch | Flow::CancelFit) => Some(f),
+            _ => None,
+        })
+    }
+
+    /// Ends a batch: `after_batch`, and the flow the phase continues with.
+    fn end_batch(&mut self) -> Result<Flow> {
+        let f = self.run_hook(Hook::AfterBatch)?;
+        self.out = None;
+        Ok(match f {
+            Flow::CancelEpoch | Flow::CancelFit => f,
+            _ => Flow::Continue,
+        })
+    }
+
+    /// One evaluation batch (fastai's `one_batch` with `training = False`).
+    fn eval_batch(
+        &mut self,
+        model: &VisionModel,
+        b: usize,
+        input: Input,
+        forward: Forward,
+    ) -> Result<Flow> {
+        if let Some(f) = self.start_batch(b, input.indices.len())? {
+            return Ok(f);
+        }
+        let out = step::eval_batch(model, &self.loss, input, forward);
+        let n = out.losses.len();
+        self.state.loss =
+            (n > 0).then(|| (out.losses.iter().map(|&l| f64::from(l)).sum::<f64>() / n as f64) as f32);
+        self.out = Some(out);
+        if let f @ (Flow::CancelEpoch | Flow::CancelFit) = self.run_hook(Hook::AfterLoss)? {
+            return Ok(f);
+        }
+        self.end_batch()
+    }
+
+    /// One training batch (fastai's `one_batch`): forward, loss, backward, step, with the
+    /// hooks between.
+    fn train_batch(&mut self, b: usize, input: Input, forward: Forward) -> Result<Flow> {
+        self.state.iter = self.state.epoch * self.state.n_batches + b;
+        if let Some(f) = self.start_batch(b, input.indices.len())? {
+            return Ok(f);
         }
         let model = self.model.take().expect("model present");
         // Dropout masks come from a seed fixed by (seed, epochs done, batch): training is a
         // function of the seed alone, and a resumed run repeats it exactly.
         let step_seed = fastburn_data::item_seed(self.cfg.seed, self.state.epochs_done, b);
-        let n = input.x.dims()[0];
-        let targets = input.y;
         let logits = crate::rng::with_seed(&self.device, step_seed, || {
-            if input.features {
-                model.head.forward(input.x)
-            } else {
-                model.forward(input.x)
-            }
+            step::logits(&model, input.x, forward)
         });
-        let loss = self.loss.forward(logits, targets);
+        self.model = Some(model);
+        let loss = self.loss.forward(logits, input.y);
         let value: f32 = loss.clone().into_scalar();
         self.state.loss = Some(value);
         if value.is_finite() {
-            self.state.smooth_n += 1;
-            self.state.smooth_raw = 0.98 * self.state.smooth_raw + 0.02 * f64::from(value);
-            self.state.smooth_loss =
-                self.state.smooth_raw / (1.0 - 0.98f64.powi(self.state.smooth_n));
-            *sum += f64::from(value) * n as f64;
-            *count += n;
+            let s = &mut self.state;
+            s.smooth_n += 1;
+            s.smooth_raw = 0.98 * s.smooth_raw + 0.02 * f64::from(value);
+            s.smooth_loss = s.smooth_raw / (1.0 - 0.98f64.powi(s.smooth_n));
         }
-        self.iters.push(IterLog {
-            iter: self.state.iter,
-            lrs: self.state.lrs.clone(),
-            mom: self.state.mom,
-            loss: value,
-        });
-        self.model = Some(model);
-        if let f @ (Flow::CancelBatch | Flow::CancelEpoch | Flow::CancelFit) =
-            self.run_hook(Hook::AfterLoss)?
-        {
-            return Ok(if f == Flow::CancelBatch {
-                Flow::Continue
-            } else {
-                f
-            });
+        match self.run_hook(Hook::AfterLoss)? {
+            Flow::CancelBatch => return self.end_batch(),
+            f @ (Flow::CancelEpoch | Flow::CancelFit) => return Ok(f),
+            _ => {}
         }
-        let grads = GradientsParams::from_grads(loss.backward(), self.model());
-        self.grads = Some(grads);
+        self.grads = Some(GradientsParams::from_grads(loss.backward(), self.model()));
         let flow = self.run_hook(Hook::AfterBackward)?;
         if matches!(flow, Flow::CancelEpoch | Flow::CancelFit) {
             self.grads = None;
@@ -853,22 +1028,18 @@ impl Learner {
         {
             let lr = self.module_lr();
             let model = self.model.take().expect("model present");
-            self.model = Some(self.optim.step(lr, model, grads));
+            self.model = Some(self.opt.step(lr, model, grads));
             let f = self.run_hook(Hook::AfterStep)?;
             if matches!(f, Flow::CancelEpoch | Flow::CancelFit) {
                 return Ok(f);
             }
         }
         self.grads = None;
-        let f = self.run_hook(Hook::AfterBatch)?;
-        Ok(match f {
-            Flow::CancelEpoch | Flow::CancelFit => f,
-            _ => Flow::Continue,
-        })
+        self.end_batch()
     }
 
     /// The learning rate of each parameter: group `i` gets `state.lrs[i]`.
-    pub(crate) fn module_lr(&self) -> ModuleLearningRate {
+    fn module_lr(&self) -> ModuleLearningRate {
         let lrs = &self.state.lrs;
         let mut sched = ModuleLrScheduler::new(lrs[0]);
         for (g, &lr) in self.groups.iter().zip(lrs).skip(1) {
@@ -876,206 +1047,15 @@ impl Learner {
         }
         sched.step()
     }
+}
 
-    /// Validation: mean loss over the validation items and the metrics.
-    fn validate_epoch(&mut self) -> Result<(f64, Vec<(String, f64)>)> {
-        for m in &mut self.metrics {
-            m.reset();
+impl Source {
+    /// A loader's items in order, as they are (no TTA view).
+    pub(crate) fn loader(dl: DataLoader) -> Self {
+        Source::Loader {
+            dl,
+            epoch: 0,
+            view: None,
         }
-        let preds = match &self.precomputed {
-            Some(pre) => pre.valid_preds(self.model(), &self.loss, &self.inference_device()),
-            None => {
-                let dl = self.dls.valid.clone();
-                self.get_preds(&dl)?
-            }
-        };
-        let c = preds.n_classes;
-        let mut out = Vec::new();
-        for m in &mut self.metrics {
-            let name = m.name();
-            m.update(&preds.probs, &preds.targets, c)
-                .map_err(|e| Error::metric(&name, e))?;
-            out.push((
-                name.clone(),
-                m.compute().map_err(|e| Error::metric(&name, e))?,
-            ));
-        }
-        Ok((preds.mean_loss(), out))
-    }
-
-    // ----- prediction ------------------------------------------------------------------
-
-    /// Probabilities, targets and per-item losses over a loader (in its order), with the
-    /// model in evaluation mode.
-    ///
-    /// # Errors
-    /// A data error.
-    pub fn get_preds(&self, dl: &DataLoader) -> Result<Preds> {
-        let device = self.inference_device();
-        let model = self.model().valid();
-        let tfms = dl.dataset().transforms().clone();
-        let mut preds = Preds::empty(self.dls.vocab.len());
-        for cpu in dl.epoch(0) {
-            let batch = cpu?.to_device(&device, &tfms, self.dls.task);
-            self.push_preds(&model, batch, &mut preds);
-        }
-        Ok(preds)
-    }
-
-    /// Adds a batch's predictions to `preds`.
-    pub(crate) fn push_preds(&self, model: &VisionModel, batch: Batch, preds: &mut Preds) {
-        let logits = model.forward(batch.images);
-        let losses = self.loss.per_item(logits.clone(), batch.targets.clone());
-        let probs = self.loss.activation(logits);
-        preds.push(
-            probs
-                .try_into_vec_as::<f32>()
-                .expect("probabilities read back"),
-            batch
-                .targets
-                .try_into_vec_as::<f32>()
-                .expect("targets read back"),
-            losses.try_into_vec_as::<f32>().expect("losses read back"),
-            batch.indices,
-        );
-    }
-
-    /// Predictions of a batch already on the inference device.
-    pub fn predict_batch(&self, images: Tensor<4>) -> Vec<f32> {
-        let model = self.model().valid();
-        let logits = model.forward(images);
-        self.loss
-            .activation(logits)
-            .try_into_vec_as::<f32>()
-            .expect("probabilities read back")
-    }
-
-    /// A CPU batch to the inference device.
-    pub fn to_inference_batch(&self, cpu: CpuBatch, dl: &DataLoader) -> Batch {
-        cpu.to_device(
-            &self.inference_device(),
-            dl.dataset().transforms(),
-            self.dls.task,
-        )
-    }
-
-    /// Creates an `[n, c]` tensor on the inference device (helper for callers).
-    pub fn tensor2(&self, data: Vec<f32>, n: usize, c: usize) -> Tensor<2> {
-        Tensor::<2>::from_data(TensorData::new(data, [n, c]), &self.inference_device())
-    }
-}
-
-/// A training batch: images (or cached body features) and targets.
-struct StepInput {
-    x: Tensor<4>,
-    y: Tensor<2>,
-    /// `x` holds body activations: only the head runs.
-    features: bool,
-}
-
-/// fastai's `fit_one_cycle` parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct OneCycle {
-    /// Start at `lr_max / div`.
-    pub div: f64,
-    /// End at `lr_max / div_final`.
-    pub div_final: f64,
-    /// Fraction of training spent warming up.
-    pub pct_start: f64,
-    /// Momentum at start, at the peak learning rate, and at the end.
-    pub moms: (f64, f64, f64),
-}
-
-impl Default for OneCycle {
-    fn default() -> Self {
-        OneCycle {
-            div: 25.0,
-            div_final: 1e5,
-            pct_start: 0.25,
-            moms: (0.95, 0.85, 0.95),
-        }
-    }
-}
-
-/// fastai's `fine_tune` parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct FineTune {
-    /// Frozen epochs first.
-    pub freeze_epochs: usize,
-    /// Ratio between the head's and the first group's learning rate once unfrozen.
-    pub lr_mult: f64,
-    /// One-cycle warm-up fraction of the unfrozen phase.
-    pub pct_start: f64,
-    /// One-cycle `div` of the unfrozen phase.
-    pub div: f64,
-}
-
-impl Default for FineTune {
-    fn default() -> Self {
-        FineTune {
-            freeze_epochs: 1,
-            lr_mult: 100.0,
-            pct_start: 0.3,
-            div: 5.0,
-        }
-    }
-}
-
-/// Predictions over a set of items.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Preds {
-    /// Probabilities `[n, c]` (sigmoid or softmax).
-    pub probs: Vec<f32>,
-    /// Targets `[n, c]` (multi-hot / one-hot; zeros for unlabelled items).
-    pub targets: Vec<f32>,
-    /// Per-item losses.
-    pub losses: Vec<f32>,
-    /// Dataset indices.
-    pub indices: Vec<usize>,
-    /// Number of classes.
-    pub n_classes: usize,
-}
-
-impl Preds {
-    /// No predictions yet.
-    pub fn empty(n_classes: usize) -> Self {
-        Preds {
-            n_classes,
-            ..Default::default()
-        }
-    }
-
-    /// Number of items.
-    pub fn len(&self) -> usize {
-        self.indices.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.indices.is_empty()
-    }
-
-    /// Appends a batch.
-    pub fn push(
-        &mut self,
-        probs: Vec<f32>,
-        targets: Vec<f32>,
-        losses: Vec<f32>,
-        indices: Vec<usize>,
-    ) {
-        self.probs.extend(probs);
-        self.targets.extend(targets);
-        self.losses.extend(losses);
-        self.indices.extend(indices);
-    }
-
-    /// Mean of the per-item losses.
-    pub fn mean_loss(&self) -> f64 {
-        self.losses.iter().map(|&l| f64::from(l)).sum::<f64>() / self.losses.len().max(1) as f64
-    }
-
-    /// The probabilities of item `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.probs[i * self.n_classes..(i + 1) * self.n_classes]
     }
 }

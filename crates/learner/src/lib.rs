@@ -32,10 +32,11 @@
 //! device. The learner trains on `device.autodiff()` and validates / predicts with
 //! `model.valid()` on the plain device.
 
-mod callback;
+mod build;
 pub mod callbacks;
 mod checkpoint;
 mod error;
+mod fit;
 mod freeze;
 pub mod grads;
 mod inference;
@@ -48,25 +49,27 @@ mod plot;
 mod precompute;
 pub mod rng;
 mod schedule;
+mod step;
 
-pub use callback::{Callback, Flow, Hook};
+pub use build::{default_callbacks, default_metrics, vision_learner};
+pub use callbacks::{EpochLog, IterLog};
 pub use checkpoint::{
     CheckpointState, FORMAT_VERSION, Manifest, first_non_finite, list_checkpoints, prune,
     sha256_file, sha256_hex, verify_checkpoint,
 };
 pub use error::{CheckpointProblem, Error, Result};
+pub use fit::{FineTune, OneCycle, Sgdr};
 pub use freeze::{batchnorm_group, freeze_to, group_trainable};
 pub use inference::{
-    ExportMeta, Inference, ModelMeta, Prediction, Tta, blend_tta, load_learner, read_submission,
-    tags_of, write_submission,
+    ExportMeta, Inference, ModelMeta, Prediction, Tta, TtaBlend, blend_tta, blend_tta_with,
+    load_learner, read_submission, tags_of, write_submission,
 };
 pub use interpret::{LabelReport, TopLoss, format_label_report, label_report, top_losses};
-pub use learner::{
-    EpochLog, FineTune, IterLog, Learner, LearnerConfig, OneCycle, Preds, RunState, vision_learner,
-};
+pub use learner::{Callback, Flow, Hook, Learner, LearnerConfig, Phase, RunState};
 pub use loss::Loss;
-pub use lr_find::{LrFind, LrFindConfig, Suggest, suggest, trimmed};
-pub use optim::{AdamFastai, HyperParams, OptimizerConfig, SgdMomentum, WeightDecay};
-pub use plot::{LinePlot, Marker, Series};
+pub use lr_find::{LrFind, LrFindConfig, LrFinder, Suggest, suggest, trimmed};
+pub use optim::{AdamFastai, HyperParams, Optim, OptimizerConfig, SgdMomentum, WeightDecay};
+pub use plot::{LinePlot, Marker, Series, tick_label};
 pub use precompute::PrecomputeReport;
 pub use schedule::{Combined, FitSchedule, Lrs, Sched, even_mults};
+pub use step::{BatchOutput, FeatureCache, Forward, Preds, eval_batch};

@@ -6,11 +6,13 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::store::ModuleRecord;
+use burn::optim::OptimizerRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::learner::Learner;
+use crate::callbacks::Recorder;
+use crate::error::{Error, Result};
+use crate::learner::{Callback, Flow, Learner};
 use crate::plot::{LinePlot, Marker, Series};
 use crate::schedule::Sched;
 
@@ -251,94 +253,189 @@ pub fn suggest(lrs: &[f64], losses: &[f64], rule: Suggest) -> Option<f64> {
     }
 }
 
-impl Learner {
-    /// fastai's `lr_find`: trains for up to `num_it` batches with the learning rate of every
-    /// group growing exponentially from `start` to `end`, records the smoothed loss, stops
-    /// when it exceeds 4× its best (or turns NaN), then restores the weights, the optimiser
-    /// state, the BatchNorm statistics and the history exactly as they were.
-    ///
-    /// # Errors
-    /// A data error. (A diverging loss is the expected end of a sweep, not an error.)
-    pub fn lr_find(&mut self, cfg: &LrFindConfig) -> Result<LrFind> {
-        let record = self.model().clone().into_record();
-        let optim_record = self.optim.to_record();
-        let mom = self.hp.momentum();
-        let lrs_before = self.state.lrs.clone();
-        let sched = Sched::Exp {
-            start: cfg.start,
-            end: cfg.end,
-        };
-        let n_groups = self.groups.len();
-        let (mut lrs, mut losses, mut raw) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut avg, mut best) = (0.0f64, f64::INFINITY);
-        let loader = self.dls.train.clone();
-        let tfms = loader.dataset().transforms().clone();
-        let task = self.dls.task;
-        let mut it = 0usize;
-        let mut data_epoch = 1usize << 40;
-        let result: Result<()> = (|| {
-            'sweep: loop {
-                for cpu in loader.epoch(data_epoch) {
-                    if it >= cfg.num_it {
-                        break 'sweep;
-                    }
-                    let batch = cpu?.to_device(&self.device, &tfms, task);
-                    let lr = sched.at(it as f64 / cfg.num_it.max(1) as f64);
-                    self.state.lrs = vec![lr; n_groups];
-                    let model = self.model.take().expect("model present");
-                    let seed = fastburn_data::item_seed(self.cfg.seed, data_epoch, it);
-                    let logits =
-                        crate::rng::with_seed(&self.device, seed, || model.forward(batch.images));
-                    let loss = self.loss.forward(logits, batch.targets);
-                    let v: f32 = loss.clone().into_scalar();
-                    if !v.is_finite() {
-                        self.model = Some(model);
-                        break 'sweep;
-                    }
-                    let grads = GradientsParams::from_grads(loss.backward(), &model);
-                    let mlr = {
-                        self.model = Some(model);
-                        self.module_lr()
-                    };
-                    let model = self.model.take().expect("model present");
-                    self.model = Some(self.optim.step(mlr, model, grads));
-                    avg = 0.98 * avg + 0.02 * f64::from(v);
-                    let smooth = avg / (1.0 - 0.98f64.powi(it as i32 + 1));
-                    lrs.push(lr);
-                    losses.push(smooth);
-                    raw.push(v);
-                    it += 1;
-                    best = best.min(smooth);
-                    if cfg.stop_div && smooth > 4.0 * best {
-                        break 'sweep;
-                    }
-                }
-                data_epoch += 1;
-            }
-            Ok(())
-        })();
-        // Restore everything, whatever happened.
-        let model = self.model.take().expect("model present");
-        self.model = Some(model.load_record(record));
-        let (fresh, hp) = self.opt_cfg.init();
-        self.optim = fresh.load_record(optim_record);
-        self.hp = hp;
-        self.set_momentum(mom);
-        self.state.lrs = lrs_before;
-        let n = self.frozen;
-        self.freeze_to(n);
-        result?;
-        let (tl, tloss) = trimmed(&lrs, &losses, cfg.num_it);
+/// What the finder puts back in `after_fit`.
+struct Saved {
+    model: ModuleRecord,
+    opt: OptimizerRecord,
+    mom: f64,
+    lrs: Vec<f64>,
+    epochs_done: usize,
+    smooth: (f64, i32, f64),
+    frozen: usize,
+    history: (usize, usize),
+}
+
+/// fastai's `LRFinder` callback: sets every group's learning rate on an exponential
+/// schedule from `start` to `end` over `num_it` batches, records the smoothed loss, stops
+/// the fit when it exceeds 4× its best (or turns non-finite) or after `num_it` batches,
+/// skips validation, and in `after_fit` puts back the weights, the optimiser state, the
+/// momentum, the learning rates, the BatchNorm statistics, the frozen groups and the
+/// history as they were. Every other callback runs as in a fit: gradient clipping and
+/// accumulation apply to the sweep.
+pub struct LrFinder {
+    cfg: LrFindConfig,
+    sched: Sched,
+    lrs: Vec<f64>,
+    losses: Vec<f64>,
+    raw: Vec<f32>,
+    best: f64,
+    saved: Option<Saved>,
+}
+
+impl LrFinder {
+    /// A finder with these settings.
+    pub fn new(cfg: LrFindConfig) -> Self {
+        LrFinder {
+            sched: Sched::Exp {
+                start: cfg.start,
+                end: cfg.end,
+            },
+            cfg,
+            lrs: Vec::new(),
+            losses: Vec::new(),
+            raw: Vec::new(),
+            best: f64::INFINITY,
+            saved: None,
+        }
+    }
+
+    /// The sweep so far, with fastai's suggestions.
+    pub fn result(&self) -> LrFind {
+        let (tl, tloss) = trimmed(&self.lrs, &self.losses, self.cfg.num_it);
         let suggestions = Suggest::ALL
             .iter()
             .filter_map(|&s| suggest(&tl, &tloss, s).map(|v| (s, v)))
             .collect();
-        Ok(LrFind {
-            lrs,
-            losses,
-            raw,
-            num_it: cfg.num_it,
+        LrFind {
+            lrs: self.lrs.clone(),
+            losses: self.losses.clone(),
+            raw: self.raw.clone(),
+            num_it: self.cfg.num_it,
             suggestions,
+        }
+    }
+
+    /// Puts the learner back as it was before the sweep (idempotent).
+    pub fn restore(&mut self, l: &mut Learner) {
+        let Some(s) = self.saved.take() else {
+            return;
+        };
+        let model = l.model().clone().load_record(s.model);
+        l.put_model(model);
+        l.opt_mut().load_record(s.opt);
+        l.set_momentum(s.mom);
+        l.set_lrs(s.lrs);
+        l.apply_freeze(s.frozen);
+        let st = l.state_mut();
+        st.epochs_done = s.epochs_done;
+        (st.smooth_raw, st.smooth_n, st.smooth_loss) = s.smooth;
+        if let Some(r) = l.cb_mut::<Recorder>() {
+            r.truncate(s.history.0, s.history.1);
+        }
+    }
+}
+
+impl Callback for LrFinder {
+    /// Before the NaN guard (-20): a diverging loss ends the sweep, it is not an error.
+    fn order(&self) -> i32 {
+        -30
+    }
+
+    fn before_fit(&mut self, l: &mut Learner) -> Result<Flow> {
+        let st = l.state();
+        self.saved = Some(Saved {
+            model: l.model().clone().into_record(),
+            opt: l.opt().to_record(),
+            mom: l.opt().momentum(),
+            lrs: st.lrs.clone(),
+            epochs_done: st.epochs_done,
+            smooth: (st.smooth_raw, st.smooth_n, st.smooth_loss),
+            frozen: l.frozen_groups(),
+            history: (l.history().len(), l.iterations().len()),
+        });
+        Ok(Flow::Continue)
+    }
+
+    fn before_batch(&mut self, l: &mut Learner) -> Result<Flow> {
+        if !l.state().training {
+            return Ok(Flow::Continue);
+        }
+        let it = self.lrs.len();
+        let lr = self.sched.at(it as f64 / self.cfg.num_it.max(1) as f64);
+        let n = l.layer_groups().len();
+        l.set_lrs(vec![lr; n]);
+        Ok(Flow::Continue)
+    }
+
+    fn after_loss(&mut self, l: &mut Learner) -> Result<Flow> {
+        let s = l.state();
+        Ok(match s.loss {
+            Some(v) if s.training && !v.is_finite() => Flow::CancelFit,
+            _ => Flow::Continue,
         })
+    }
+
+    fn after_batch(&mut self, l: &mut Learner) -> Result<Flow> {
+        let s = l.state();
+        if !s.training {
+            return Ok(Flow::Continue);
+        }
+        let smooth = s.smooth_loss;
+        self.lrs.push(s.lrs[0]);
+        self.losses.push(smooth);
+        self.raw.push(s.loss.unwrap_or(f32::NAN));
+        self.best = self.best.min(smooth);
+        let diverged = self.cfg.stop_div && smooth > 4.0 * self.best;
+        Ok(if diverged || self.lrs.len() >= self.cfg.num_it {
+            Flow::CancelFit
+        } else {
+            Flow::Continue
+        })
+    }
+
+    fn before_validate(&mut self, _l: &mut Learner) -> Result<Flow> {
+        Ok(Flow::CancelEpoch)
+    }
+
+    fn after_fit(&mut self, l: &mut Learner) -> Result<Flow> {
+        self.restore(l);
+        Ok(Flow::Continue)
+    }
+}
+
+impl Learner {
+    /// fastai's `lr_find`: a fit with an [`LrFinder`] (and without a scheduler) of up to
+    /// `num_it` batches with the learning rate of every group growing exponentially from
+    /// `start` to `end`; it records the smoothed loss, stops when it exceeds 4× its best
+    /// (or turns NaN), then restores the weights, the optimiser state, the BatchNorm
+    /// statistics and the history exactly as they were. The callbacks installed run during
+    /// the sweep (gradient clipping, accumulation, the progress bar).
+    ///
+    /// # Errors
+    /// [`Error::NoTrainingBatches`] for an empty training loader; a data or callback error
+    /// (the learner is restored then too). A diverging loss is the expected end of a sweep,
+    /// not an error.
+    pub fn lr_find(&mut self, cfg: &LrFindConfig) -> Result<LrFind> {
+        let n_batches = self.dls().train.num_batches();
+        if n_batches == 0 {
+            let tc = self.dls().train.config();
+            return Err(Error::NoTrainingBatches {
+                items: self.dls().train.dataset().len(),
+                batch_size: tc.batch_size,
+                drop_last: tc.drop_last,
+            });
+        }
+        let epochs = cfg.num_it / n_batches + 1;
+        // A checkpoint's resume point belongs to the fit it interrupted, not to the sweep.
+        let resume = self.state_mut().resume_epoch.take();
+        self.add_callback(LrFinder::new(*cfg));
+        let r = self.fit_loop(epochs);
+        self.state_mut().resume_epoch = resume;
+        let mut finder = self
+            .remove_cb::<LrFinder>()
+            .expect("the finder stays installed during its fit");
+        finder.restore(self);
+        r?;
+        Ok(finder.result())
     }
 }

@@ -32,7 +32,8 @@ pub enum WeightDecay {
 /// let sgd = OptimizerConfig::sgd(0.9);            // the Planet lesson's optimiser
 /// let adam = OptimizerConfig::adam();             // fastai v2's default
 /// assert_eq!(adam, OptimizerConfig::Adam { beta1: 0.9, beta2: 0.99, eps: 1e-5, wd: WeightDecay::Decoupled(0.01) });
-/// # let _ = sgd;
+/// // fastai's SGD has no weight decay unless asked for (v2 and 0.7 alike).
+/// assert_eq!(sgd, OptimizerConfig::Sgd { momentum: 0.9, wd: WeightDecay::None });
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum OptimizerConfig {
@@ -63,11 +64,12 @@ impl Default for OptimizerConfig {
 }
 
 impl OptimizerConfig {
-    /// SGD with `momentum` and fastai's decoupled weight decay 0.01.
+    /// SGD with `momentum` and no weight decay (fastai's `SGD(wd=0.)`, in v2 and 0.7; add
+    /// one with [`OptimizerConfig::with_wd`]).
     pub fn sgd(momentum: f64) -> Self {
         OptimizerConfig::Sgd {
             momentum,
-            wd: WeightDecay::Decoupled(0.01),
+            wd: WeightDecay::None,
         }
     }
 
@@ -105,20 +107,135 @@ impl OptimizerConfig {
     }
 
     /// Builds the optimiser and the handle through which its momentum is scheduled.
-    pub fn init(&self) -> (ModuleOptimizer, HyperParams) {
+    /// `wd_bn_bias = false` (fastai v2's default) exempts BatchNorm parameters and biases
+    /// from weight decay: see [`SgdMomentum`].
+    pub fn init(&self, wd_bn_bias: bool) -> (ModuleOptimizer, HyperParams) {
         let hp = HyperParams::new(self.momentum());
         let optim = match *self {
-            OptimizerConfig::Sgd { wd, .. } => {
-                ModuleOptimizer::from(SgdMomentum { hp: hp.clone(), wd })
-            }
+            OptimizerConfig::Sgd { wd, .. } => ModuleOptimizer::from(SgdMomentum {
+                hp: hp.clone(),
+                wd,
+                wd_bn_bias,
+            }),
             OptimizerConfig::Adam { beta2, eps, wd, .. } => ModuleOptimizer::from(AdamFastai {
                 hp: hp.clone(),
                 beta2,
                 eps,
                 wd,
+                wd_bn_bias,
             }),
         };
         (optim, hp)
+    }
+}
+
+/// The learner's optimiser: Burn's [`ModuleOptimizer`] (state per parameter, records)
+/// around [`SgdMomentum`] or [`AdamFastai`], with the handle that schedules its momentum.
+///
+/// ```
+/// use fastburn_learner::{Optim, OptimizerConfig};
+/// let mut opt = Optim::new(OptimizerConfig::adam(), false);
+/// opt.set_momentum(0.85);
+/// opt.clear_state(); // fastai's `opt.clear_state()`: moments and step counts go, β1 stays
+/// assert_eq!(opt.momentum(), 0.85);
+/// ```
+pub struct Optim {
+    cfg: OptimizerConfig,
+    wd_bn_bias: bool,
+    inner: ModuleOptimizer,
+    hp: HyperParams,
+}
+
+impl std::fmt::Debug for Optim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optim")
+            .field("cfg", &self.cfg)
+            .field("wd_bn_bias", &self.wd_bn_bias)
+            .field("momentum", &self.hp.momentum())
+            .finish()
+    }
+}
+
+impl Optim {
+    /// A fresh optimiser (no state yet).
+    pub fn new(cfg: OptimizerConfig, wd_bn_bias: bool) -> Self {
+        let (inner, hp) = cfg.init(wd_bn_bias);
+        Optim {
+            cfg,
+            wd_bn_bias,
+            inner,
+            hp,
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> OptimizerConfig {
+        self.cfg
+    }
+
+    /// Whether BatchNorm parameters and biases are decayed too.
+    pub fn wd_bn_bias(&self) -> bool {
+        self.wd_bn_bias
+    }
+
+    /// The momentum / β1 of the next step.
+    pub fn momentum(&self) -> f64 {
+        self.hp.momentum()
+    }
+
+    /// Sets the momentum / β1 of the following steps.
+    pub fn set_momentum(&mut self, m: f64) {
+        self.hp.set_momentum(m);
+    }
+
+    /// One step of every parameter that has a gradient, at its group's learning rate.
+    pub fn step<M: burn::module::Module>(
+        &mut self,
+        lr: burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate,
+        model: M,
+        grads: burn::optim::GradientsParams,
+    ) -> M {
+        self.inner.step(lr, model, grads)
+    }
+
+    /// Forgets every parameter's state (momentum buffers, Adam moments and step counts),
+    /// keeping the configuration and the current momentum: fastai's `opt.clear_state()`.
+    pub fn clear_state(&mut self) {
+        let m = self.momentum();
+        *self = Optim::new(self.cfg, self.wd_bn_bias);
+        self.set_momentum(m);
+    }
+
+    /// The state, as a Burn record.
+    pub fn to_record(&self) -> burn::optim::OptimizerRecord {
+        self.inner.to_record()
+    }
+
+    /// Replaces the state with a record's (the current momentum stays).
+    pub fn load_record(&mut self, record: burn::optim::OptimizerRecord) {
+        let m = self.momentum();
+        let (fresh, hp) = self.cfg.init(self.wd_bn_bias);
+        self.inner = fresh.load_record(record);
+        self.hp = hp;
+        self.set_momentum(m);
+    }
+
+    /// Writes the state to a burnpack file.
+    ///
+    /// # Errors
+    /// Burn's record error.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), burn::store::RecordError> {
+        self.inner.save(path)
+    }
+
+    /// Reads the state from a burnpack file.
+    ///
+    /// # Errors
+    /// Burn's record error; the state is unchanged then.
+    pub fn load(&mut self, path: &std::path::Path) -> Result<(), burn::store::RecordError> {
+        let record = burn::optim::OptimizerRecord::load(path)?;
+        self.load_record(record);
+        Ok(())
     }
 }
 
@@ -162,12 +279,22 @@ fn decay<const D: usize>(
     }
 }
 
+/// Whether a parameter of rank `D` is decayed. In every fastburn model the parameters of
+/// rank 1 are exactly the BatchNorm affine parameters and the biases (convolution and
+/// linear weights have rank 4 and 2; a test walks each model to keep it so), which fastai
+/// v2's default `wd_bn_bias = False` exempts from weight decay.
+fn decays<const D: usize>(wd_bn_bias: bool) -> bool {
+    wd_bn_bias || D > 1
+}
+
 /// SGD with momentum `v ← m·v + g; p ← p − lr·v` (PyTorch's, dampening 0), momentum read
-/// from [`HyperParams`] at every step.
+/// from [`HyperParams`] at every step. Weight decay applies to every parameter when
+/// `wd_bn_bias`, else not to BatchNorm parameters and biases (the rank-1 parameters).
 #[derive(Clone)]
 pub struct SgdMomentum {
     hp: HyperParams,
     wd: WeightDecay,
+    wd_bn_bias: bool,
 }
 
 impl Optimizer for SgdMomentum {
@@ -181,7 +308,12 @@ impl Optimizer for SgdMomentum {
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let m = self.hp.momentum();
-        let (tensor, grad) = decay(self.wd, lr, tensor, grad);
+        let wd = if decays::<D>(self.wd_bn_bias) {
+            self.wd
+        } else {
+            WeightDecay::None
+        };
+        let (tensor, grad) = decay(wd, lr, tensor, grad);
         if m == 0.0 {
             return (tensor - grad.mul_scalar(lr), Some(SgdState::new(None)));
         }
@@ -198,13 +330,15 @@ impl Optimizer for SgdMomentum {
 
 /// fastai's Adam step (`average_grad(dampening=True)`, `average_sqr_grad`, `adam_step`):
 /// `m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
-/// p ← p − lr · (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + ε)`, β1 read from [`HyperParams`].
+/// p ← p − lr · (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + ε)`, β1 read from [`HyperParams`];
+/// weight decay as [`SgdMomentum`]'s.
 #[derive(Clone)]
 pub struct AdamFastai {
     hp: HyperParams,
     beta2: f64,
     eps: f64,
     wd: WeightDecay,
+    wd_bn_bias: bool,
 }
 
 impl Optimizer for AdamFastai {
@@ -219,7 +353,12 @@ impl Optimizer for AdamFastai {
     ) -> (Tensor<D>, Option<Self::State<D>>) {
         let b1 = self.hp.momentum();
         let b2 = self.beta2;
-        let (tensor, grad) = decay(self.wd, lr, tensor, grad);
+        let wd = if decays::<D>(self.wd_bn_bias) {
+            self.wd
+        } else {
+            WeightDecay::None
+        };
+        let (tensor, grad) = decay(wd, lr, tensor, grad);
         let (time, m, v) = match state {
             Some(s) => {
                 let st = s.momentum;

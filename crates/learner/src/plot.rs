@@ -107,8 +107,11 @@ impl LinePlot {
             macro_rules! draw {
                 ($chart:expr) => {{
                     let mut chart = $chart;
+                    let log_x = self.log_x;
+                    let fmt_x = move |x: &f64| tick_label(*x, log_x);
                     chart
                         .configure_mesh()
+                        .x_label_formatter(&fmt_x)
                         .x_desc(self.x_label.as_str())
                         .y_desc(self.y_label.as_str())
                         .draw()
@@ -192,4 +195,36 @@ impl LinePlot {
         fastburn_data::write_atomic(path, &bytes)?;
         Ok(())
     }
+}
+
+/// An axis tick as a person writes it: `1e-5`, `3e-2`, `2.5e-3` on a log axis (no
+/// `9.999999999999999e-6`), and at most four significant digits on a linear one.
+///
+/// ```
+/// use fastburn_learner::tick_label;
+/// assert_eq!(tick_label(9.999999999999999e-6, true), "1e-5");
+/// assert_eq!(tick_label(0.030000000000000002, true), "3e-2");
+/// assert_eq!(tick_label(0.0025, true), "2.5e-3");
+/// assert_eq!(tick_label(10.0, true), "1e1");
+/// assert_eq!(tick_label(2.0000000000000004, false), "2");
+/// assert_eq!(tick_label(0.30000000000000004, false), "0.3");
+/// ```
+pub fn tick_label(x: f64, log: bool) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if log && x > 0.0 {
+        let mut e = x.log10().floor();
+        let mut m = ((x / 10f64.powf(e)) * 100.0).round() / 100.0;
+        if m >= 10.0 {
+            m /= 10.0;
+            e += 1.0;
+        }
+        let m = format!("{m}");
+        let m = m.trim_end_matches(".0");
+        return format!("{m}e{}", e as i64);
+    }
+    let r = format!("{:.4}", x);
+    let r = r.trim_end_matches('0').trim_end_matches('.');
+    if r == "-0" { "0".into() } else { r.to_string() }
 }

@@ -42,6 +42,17 @@ pub enum Sched {
     },
     /// A constant.
     Const(f64),
+    /// The part of the cosine annealing from `start` to `end` that begins at fraction
+    /// `from` of it: at 0 it is `Cos{start, end}.at(from)`, at 1 it is `end` (SGDR after
+    /// fastai 0.7's warm-up, which keeps the cycle's clock running).
+    CosFrom {
+        /// Value of the whole annealing at 0.
+        start: f64,
+        /// Value at 1.
+        end: f64,
+        /// Where in the annealing this part begins, in `[0, 1)`.
+        from: f64,
+    },
 }
 
 impl Sched {
@@ -55,6 +66,7 @@ impl Sched {
             Sched::Lin { start, end } => start + p * (end - start),
             Sched::Exp { start, end } => start * (end / start).powf(p),
             Sched::Const(v) => v,
+            Sched::CosFrom { start, end, from } => Sched::Cos { start, end }.at(from + (1.0 - from) * p),
         }
     }
 
@@ -69,6 +81,11 @@ impl Sched {
             Sched::Lin { start, end } => Sched::Lin {
                 start: start * k,
                 end: end * k,
+            },
+            Sched::CosFrom { start, end, from } => Sched::CosFrom {
+                start: start * k,
+                end: end * k,
+                from,
             },
             Sched::Exp { start, end } => Sched::Exp {
                 start: start * k,
@@ -203,39 +220,85 @@ impl Combined {
     }
 
     /// SGDR: `n_cycles` cosine annealings from `max` to 0, cycle `i` lasting `cycle_len ·
-    /// cycle_mult^i` epochs. Returns the schedule and the total number of epochs.
+    /// cycle_mult^i` epochs. With `warmup` (fastai 0.7's `CosAnneal`), the first 1/20 of the
+    /// first cycle runs at `max / 100` and the cosine then goes on from where its clock is.
+    /// Returns the schedule and the total number of epochs.
     ///
     /// ```
     /// // The Planet lesson's fit(lr, 3, cycle_len=1, cycle_mult=2): 1 + 2 + 4 = 7 epochs.
-    /// let (s, epochs) = fastburn_learner::Combined::sgdr(0.2, 3, 1, 2);
+    /// let (s, epochs) = fastburn_learner::Combined::sgdr(0.2, 3, 1, 2, false)?;
     /// assert_eq!(epochs, 7);
     /// assert_eq!(s.pcts, vec![1.0 / 7.0, 2.0 / 7.0, 4.0 / 7.0]);
     /// assert!((s.at(0.0) - 0.2).abs() < 1e-12);          // each cycle restarts at lr
     /// assert!((s.at(1.0 / 7.0) - 0.2).abs() < 1e-12);
     /// assert!(s.at(1.0).abs() < 1e-12);                  // and anneals to 0
+    /// // fastai 0.7's warm-up: lr/100 for the first 1/20 of the first cycle.
+    /// let (w, _) = fastburn_learner::Combined::sgdr(0.2, 3, 1, 2, true)?;
+    /// assert!((w.at(0.0) - 0.002).abs() < 1e-12);
+    /// assert!((w.at(0.04 / 7.0) - 0.002).abs() < 1e-12);
+    /// let clock = fastburn_learner::Sched::Cos { start: 0.2, end: 0.0 }.at(0.06);
+    /// assert!((w.at(0.06 / 7.0) - clock).abs() < 1e-9);
+    /// // Too many cycles is an error, not an overflow.
+    /// assert!(fastburn_learner::Combined::sgdr(0.2, 65, 1, 2, false).is_err());
+    /// # Ok::<(), fastburn_learner::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) when the epochs overflow or
+    /// exceed 100 000, or when `n_cycles` or `cycle_len` is 0.
     pub fn sgdr(
         max: f64,
         n_cycles: usize,
         cycle_len: usize,
         cycle_mult: usize,
-    ) -> (Combined, usize) {
-        let lens: Vec<usize> = (0..n_cycles)
-            .map(|i| cycle_len * cycle_mult.pow(i as u32))
-            .collect();
-        let total: usize = lens.iter().sum();
-        let pcts = lens
-            .iter()
-            .map(|&l| l as f64 / total.max(1) as f64)
-            .collect();
-        let scheds = lens
+        warmup: bool,
+    ) -> crate::Result<(Combined, usize)> {
+        const MAX_EPOCHS: usize = 100_000;
+        let bad = |value: String| crate::Error::InvalidConfig {
+            key: "sgdr",
+            value,
+            expected: "at least one cycle of at least one epoch, at most 100000 epochs in all",
+        };
+        let desc = || format!("{n_cycles} cycles, cycle_len {cycle_len}, cycle_mult {cycle_mult}");
+        if n_cycles == 0 || cycle_len == 0 {
+            return Err(bad(desc()));
+        }
+        let mut lens = Vec::with_capacity(n_cycles.min(64));
+        let mut total = 0usize;
+        for i in 0..n_cycles {
+            let len = u32::try_from(i)
+                .ok()
+                .and_then(|i| cycle_mult.checked_pow(i))
+                .and_then(|m| m.checked_mul(cycle_len))
+                .filter(|&l| l <= MAX_EPOCHS)
+                .ok_or_else(|| bad(desc()))?;
+            total += len;
+            if total > MAX_EPOCHS {
+                return Err(bad(desc()));
+            }
+            lens.push(len);
+        }
+        let mut pcts: Vec<f64> = lens.iter().map(|&l| l as f64 / total as f64).collect();
+        let mut scheds: Vec<Sched> = lens
             .iter()
             .map(|_| Sched::Cos {
                 start: max,
                 end: 0.0,
             })
             .collect();
-        (Combined { pcts, scheds }, total)
+        if warmup {
+            let first = pcts[0];
+            let w = first / 20.0;
+            pcts[0] = first - w;
+            pcts.insert(0, w);
+            scheds[0] = Sched::CosFrom {
+                start: max,
+                end: 0.0,
+                from: 1.0 / 20.0,
+            };
+            scheds.insert(0, Sched::Const(max / 100.0));
+        }
+        Ok((Combined { pcts, scheds }, total))
     }
 }
 

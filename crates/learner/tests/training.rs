@@ -144,13 +144,13 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn sgdr_trace_equals_the_closed_form() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = common::learner(dir.path(), 24, 32, 8); // 20 train items: 3 batches/epoch
+    let mut l = common::learner(dir.path(), 24, 32, 8); // 20 train items: 2 full batches/epoch
     let lr = 0.02;
     let per_group = vec![lr / 9.0, lr / 3.0, lr];
     l.fit_sgdr(3, 1, 2, Lrs::PerGroup(per_group.clone()))
         .unwrap();
     let its = l.iterations();
-    let nb = 3;
+    let nb = 2;
     assert_eq!(its.len(), 7 * nb, "1 + 2 + 4 = 7 epochs");
     assert_eq!(l.history().len(), 7);
     let starts = [0usize, 1, 3]; // cycles start at epochs 0, 1, 3
@@ -350,7 +350,7 @@ fn callbacks_can_cancel_and_early_stopping_stops() {
         2,
         "the epoch in progress still validates"
     );
-    l.remove_callback("stop");
+    l.remove_cb::<StopAfter>();
     // Patience 1 on a loss that cannot improve with lr 0.
     l.add_callback(EarlyStopping::new(Monitor::ValidLoss, 1, 0.0));
     let before = l.history().len();

@@ -101,6 +101,36 @@ impl VisionModelConfig {
 }
 
 impl VisionModel {
+    /// The configuration that rebuilds this very model (read off its layers, not copied
+    /// from the configuration it was made with: a pretrained body keeps its own width, an
+    /// adapted stem its channels); `None` when the body's block layout is not a known
+    /// architecture.
+    ///
+    /// ```
+    /// use burn::tensor::Device;
+    /// use fastburn_models::{Arch, VisionModelConfig};
+    /// let cfg = VisionModelConfig::new(Arch::ResNet34, 5).with_base_width(8).with_in_channels(4)
+    ///     .with_lin_ftrs(vec![32, 16]).with_ps(0.3).with_concat_pool(false);
+    /// let model = cfg.init(&Device::flex());
+    /// let back = model.config().unwrap();
+    /// assert_eq!(format!("{back}"), format!("{cfg}"));
+    /// ```
+    pub fn config(&self) -> Option<VisionModelConfig> {
+        let arch = self.body.arch()?;
+        let layers = &self.head.layers;
+        let last = layers.last()?;
+        let out = |l: &crate::LinBnDrop| l.linear.weight.dims()[1];
+        let ps = last.dropout.as_ref().map_or(0.0, |d| d.prob);
+        Some(
+            VisionModelConfig::new(arch, out(last))
+                .with_in_channels(self.body.in_channels())
+                .with_base_width(self.body.base_width())
+                .with_lin_ftrs(layers[..layers.len() - 1].iter().map(out).collect())
+                .with_ps(ps)
+                .with_concat_pool(self.head.concat_pool),
+        )
+    }
+
     /// Logits.
     ///
     /// # Shapes

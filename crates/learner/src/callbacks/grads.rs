@@ -1,6 +1,6 @@
 use burn::optim::GradientsParams;
 
-use crate::callback::{Callback, Flow};
+use crate::learner::{Callback, Flow};
 use crate::error::{Error, Result};
 use crate::grads::{clip_grad_norm, clip_grad_value, scale_grads, trainable_params};
 use crate::learner::Learner;

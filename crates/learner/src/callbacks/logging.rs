@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::callback::{Callback, Flow};
+use crate::learner::{Callback, Flow};
 use crate::error::{Error, Result};
 use crate::learner::Learner;
 use crate::plot::{LinePlot, Series};

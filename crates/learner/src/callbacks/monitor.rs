@@ -2,9 +2,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::callback::{Callback, Flow};
+use crate::learner::{Callback, Flow};
 use crate::error::{Error, Result};
-use crate::learner::{EpochLog, Learner};
+use crate::callbacks::EpochLog;
+use crate::learner::Learner;
 
 /// A quantity watched across epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,14 +125,18 @@ impl Callback for EarlyStopping {
     }
 }
 
-/// Saves the model (weights only, burnpack, atomic) whenever the monitored value improves
-/// (fastai's `SaveModelCallback`). Load it back with [`Learner::load_weights`].
+/// Saves the model (weights only, burnpack, atomic) whenever the monitored value improves,
+/// and loads the best weights back at the end of the fit (fastai's `SaveModelCallback`,
+/// `at_end = False`): the best value is forgotten at the start of every fit, so each fit
+/// ends on its own best epoch. [`SaveBestModel::keep_last`] leaves the last weights in
+/// place instead.
 #[derive(Debug, Clone)]
 pub struct SaveBestModel {
     monitor: Monitor,
     path: PathBuf,
     best: Option<f64>,
     saved_epochs: Vec<usize>,
+    reload: bool,
 }
 
 impl SaveBestModel {
@@ -142,12 +147,24 @@ impl SaveBestModel {
             path: path.into(),
             best: None,
             saved_epochs: Vec::new(),
+            reload: true,
         }
     }
 
-    /// The best value seen.
+    /// Keeps the last weights at the end of the fit (the best stay on disk).
+    pub fn keep_last(mut self) -> Self {
+        self.reload = false;
+        self
+    }
+
+    /// The best value of the current (or last) fit.
     pub fn best(&self) -> Option<f64> {
         self.best
+    }
+
+    /// The epochs (within their fits) whose weights were saved.
+    pub fn saved_epochs(&self) -> &[usize] {
+        &self.saved_epochs
     }
 }
 
@@ -160,6 +177,12 @@ impl Callback for SaveBestModel {
         12
     }
 
+    fn before_fit(&mut self, _l: &mut Learner) -> Result<Flow> {
+        self.best = None;
+        self.saved_epochs.clear();
+        Ok(Flow::Continue)
+    }
+
     fn after_epoch(&mut self, l: &mut Learner) -> Result<Flow> {
         let Some(log) = l.history().last() else {
             return Ok(Flow::Continue);
@@ -170,6 +193,13 @@ impl Callback for SaveBestModel {
             self.best = Some(v);
             l.save_weights(&self.path)?;
             self.saved_epochs.push(log.epoch);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn after_fit(&mut self, l: &mut Learner) -> Result<Flow> {
+        if self.reload && !self.saved_epochs.is_empty() {
+            l.load_weights(&self.path)?;
         }
         Ok(Flow::Continue)
     }
@@ -212,8 +242,9 @@ impl Callback for Checkpointer {
         "checkpointer".into()
     }
 
+    /// Before early stopping (15), so the epoch that stops the fit is saved too.
     fn order(&self) -> i32 {
-        30
+        13
     }
 
     fn after_epoch(&mut self, l: &mut Learner) -> Result<Flow> {

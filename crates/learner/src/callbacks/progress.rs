@@ -2,9 +2,9 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar as Bar, ProgressDrawTarget, ProgressStyle};
 
-use crate::callback::{Callback, Flow};
+use crate::learner::{Callback, Flow};
 use crate::error::Result;
-use crate::learner::Learner;
+use crate::learner::{Learner, Phase};
 
 /// Progress bars per fit (epochs) and per epoch (batches, with the smoothed loss), on
 /// stderr; hidden when stderr is not a terminal (fastai's `ProgressCallback`).
@@ -72,10 +72,33 @@ impl Callback for ProgressBar {
         Ok(Flow::Continue)
     }
 
+    fn before_validate(&mut self, l: &mut Learner) -> Result<Flow> {
+        let what = match l.state().phase {
+            Phase::Valid => "valid",
+            Phase::Features => "precompute",
+            _ => "predict",
+        };
+        let bar = self.bar(
+            l.state().pass_batches,
+            &format!("  {what} {{pos}}/{{len}} [{{bar:30}}] {{elapsed}}<{{eta}}"),
+        );
+        self.batches = Some(bar);
+        Ok(Flow::Continue)
+    }
+
+    fn after_validate(&mut self, _l: &mut Learner) -> Result<Flow> {
+        if let Some(b) = self.batches.take() {
+            b.finish_and_clear();
+        }
+        Ok(Flow::Continue)
+    }
+
     fn after_batch(&mut self, l: &mut Learner) -> Result<Flow> {
         if let Some(b) = &self.batches {
             b.inc(1);
-            b.set_message(format!("loss {:.4}", l.state().smooth_loss));
+            if l.state().training {
+                b.set_message(format!("loss {:.4}", l.state().smooth_loss));
+            }
         }
         Ok(Flow::Continue)
     }
@@ -127,7 +150,7 @@ pub fn table_header(metrics: &[String]) -> String {
 }
 
 /// One row of the table.
-pub fn table_row(log: &crate::learner::EpochLog) -> String {
+pub fn table_row(log: &crate::callbacks::EpochLog) -> String {
     let mut r = format!(
         "{:<6} {:>10.6} {:>10.6}",
         log.epoch, log.train_loss, log.valid_loss

@@ -1,4 +1,4 @@
-use crate::callback::{Callback, Flow};
+use crate::learner::{Callback, Flow};
 use crate::error::Result;
 use crate::learner::Learner;
 use crate::schedule::FitSchedule;

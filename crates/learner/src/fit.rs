@@ -1,0 +1,208 @@
+//! The training policies, each a few lines over [`Learner::fit_schedule`] (the loop plus a
+//! [`ParamScheduler`]): constant, one-cycle, SGDR, flat-cos, `fine_tune`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::callbacks::ParamScheduler;
+use crate::error::{Error, Result};
+use crate::learner::Learner;
+use crate::schedule::{Combined, FitSchedule, Lrs};
+
+impl Learner {
+    /// fastai v2's `fit`: `epochs` epochs at constant learning rate(s).
+    ///
+    /// # Errors
+    /// As [`Learner::fit_schedule`].
+    pub fn fit(&mut self, epochs: usize, lr: impl Into<Lrs>) -> Result<()> {
+        let lrs = lr.into().resolve(self.layer_groups().len())?;
+        let shape = Combined::single(crate::Sched::Const(1.0));
+        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &lrs, None))
+    }
+
+    /// fastai's `fit_one_cycle(epochs, lr_max)` with its defaults: `div = 25`,
+    /// `div_final = 1e5`, `pct_start = 0.25`, `moms = (0.95, 0.85, 0.95)`.
+    ///
+    /// # Errors
+    /// As [`Learner::fit_schedule`].
+    pub fn fit_one_cycle(&mut self, epochs: usize, lr_max: impl Into<Lrs>) -> Result<()> {
+        self.fit_one_cycle_with(epochs, lr_max, &OneCycle::default())
+    }
+
+    /// [`Learner::fit_one_cycle`] with explicit parameters.
+    ///
+    /// # Errors
+    /// As [`Learner::fit_schedule`].
+    pub fn fit_one_cycle_with(
+        &mut self,
+        epochs: usize,
+        lr_max: impl Into<Lrs>,
+        p: &OneCycle,
+    ) -> Result<()> {
+        let maxes = lr_max.into().resolve(self.layer_groups().len())?;
+        let shape = Combined::one_cycle_lr(1.0, p.div, p.div_final, p.pct_start);
+        let mom = Combined::one_cycle_mom(p.moms, p.pct_start);
+        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &maxes, Some(mom)))
+    }
+
+    /// SGDR (fastai 0.7's `fit(lr, n_cycles, cycle_len, cycle_mult)`): `n_cycles` cosine
+    /// annealings from `lr` to 0, cycle `i` lasting `cycle_len · cycle_mult^i` epochs,
+    /// without a warm-up (see [`Learner::fit_sgdr_with`]).
+    ///
+    /// # Errors
+    /// As [`Learner::fit_sgdr_with`].
+    pub fn fit_sgdr(
+        &mut self,
+        n_cycles: usize,
+        cycle_len: usize,
+        cycle_mult: usize,
+        lr: impl Into<Lrs>,
+    ) -> Result<()> {
+        self.fit_sgdr_with(
+            &Sgdr {
+                n_cycles,
+                cycle_len,
+                cycle_mult,
+                warmup: false,
+            },
+            lr,
+        )
+    }
+
+    /// SGDR with every fastai 0.7 option, including its lr/100 warm-up over the first
+    /// 1/20 of the first cycle.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a cycle count whose epochs
+    /// overflow (see [`Combined::sgdr`]); otherwise as [`Learner::fit_schedule`].
+    pub fn fit_sgdr_with(&mut self, p: &Sgdr, lr: impl Into<Lrs>) -> Result<()> {
+        let maxes = lr.into().resolve(self.layer_groups().len())?;
+        let (shape, epochs) =
+            Combined::sgdr(1.0, p.n_cycles, p.cycle_len, p.cycle_mult, p.warmup)?;
+        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &maxes, None))
+    }
+
+    /// fastai's `fit_flat_cos`: flat at `lr` for `pct_start` (0.75) of training, then
+    /// cosine to `lr / div_final` (1e5).
+    ///
+    /// # Errors
+    /// As [`Learner::fit_schedule`].
+    pub fn fit_flat_cos(&mut self, epochs: usize, lr: impl Into<Lrs>) -> Result<()> {
+        let maxes = lr.into().resolve(self.layer_groups().len())?;
+        let shape = Combined::flat_cos(1.0, 1e5, 0.75);
+        self.fit_schedule(epochs, FitSchedule::per_group(&shape, &maxes, None))
+    }
+
+    /// fastai's `fine_tune(epochs, base_lr)`: `freeze_epochs` one-cycle epochs with the
+    /// body frozen (`pct_start = 0.99`), then unfreeze and `epochs` one-cycle epochs with
+    /// `slice(base_lr / 2 / lr_mult, base_lr / 2)`.
+    ///
+    /// # Errors
+    /// As [`Learner::fit_schedule`].
+    pub fn fine_tune(&mut self, epochs: usize, base_lr: f64, p: &FineTune) -> Result<()> {
+        self.freeze();
+        self.fit_one_cycle_with(
+            p.freeze_epochs,
+            Lrs::Slice {
+                lo: None,
+                hi: base_lr,
+            },
+            &OneCycle {
+                pct_start: 0.99,
+                ..OneCycle::default()
+            },
+        )?;
+        let base = base_lr / 2.0;
+        self.unfreeze();
+        self.fit_one_cycle_with(
+            epochs,
+            Lrs::slice(base / p.lr_mult, base),
+            &OneCycle {
+                pct_start: p.pct_start,
+                div: p.div,
+                ..OneCycle::default()
+            },
+        )
+    }
+
+    /// Runs `epochs` epochs under `sched`, applied each batch by a [`ParamScheduler`]
+    /// callback. All the policies above are this plus a schedule.
+    ///
+    /// # Errors
+    /// A data error, a non-finite loss ([`Error::NonFiniteLoss`]), a metric or callback
+    /// error. The model keeps the weights of the last completed step.
+    pub fn fit_schedule(&mut self, epochs: usize, sched: FitSchedule) -> Result<()> {
+        if sched.lr.len() != self.layer_groups().len() {
+            return Err(Error::GroupCount {
+                what: "schedules",
+                expected: self.layer_groups().len(),
+                got: sched.lr.len(),
+            });
+        }
+        self.add_callback(ParamScheduler::new(sched));
+        let r = self.fit_loop(epochs);
+        self.remove_cb::<ParamScheduler>();
+        r
+    }
+}
+
+/// fastai 0.7's SGDR settings (`fit(lr, n_cycles, cycle_len, cycle_mult)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sgdr {
+    /// Number of cosine cycles.
+    pub n_cycles: usize,
+    /// Epochs of the first cycle.
+    pub cycle_len: usize,
+    /// Each cycle is this many times longer than the one before.
+    pub cycle_mult: usize,
+    /// fastai 0.7's warm-up: lr/100 over the first 1/20 of the first cycle.
+    pub warmup: bool,
+}
+
+/// fastai's `fit_one_cycle` parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OneCycle {
+    /// Start at `lr_max / div`.
+    pub div: f64,
+    /// End at `lr_max / div_final`.
+    pub div_final: f64,
+    /// Fraction of training spent warming up.
+    pub pct_start: f64,
+    /// Momentum at start, at the peak learning rate, and at the end.
+    pub moms: (f64, f64, f64),
+}
+
+impl Default for OneCycle {
+    fn default() -> Self {
+        OneCycle {
+            div: 25.0,
+            div_final: 1e5,
+            pct_start: 0.25,
+            moms: (0.95, 0.85, 0.95),
+        }
+    }
+}
+
+/// fastai's `fine_tune` parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FineTune {
+    /// Frozen epochs first.
+    pub freeze_epochs: usize,
+    /// Ratio between the head's and the first group's learning rate once unfrozen.
+    pub lr_mult: f64,
+    /// One-cycle warm-up fraction of the unfrozen phase.
+    pub pct_start: f64,
+    /// One-cycle `div` of the unfrozen phase.
+    pub div: f64,
+}
+
+impl Default for FineTune {
+    fn default() -> Self {
+        FineTune {
+            freeze_epochs: 1,
+            lr_mult: 100.0,
+            pct_start: 0.3,
+            div: 5.0,
+        }
+    }
+}
+
