@@ -285,7 +285,10 @@ impl ImageDataset {
                 };
                 (img, policy.sample(&mut rng))
             }
-            None => (self.load_presized(index, (0.5, 0.5))?, AugParams::identity()),
+            None => (
+                self.load_presized(index, (0.5, 0.5))?,
+                AugParams::identity(),
+            ),
         };
         let s = t.size;
         let plane = (s * s) as usize;

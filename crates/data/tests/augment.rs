@@ -262,7 +262,10 @@ fn cpu_and_device_paths_agree() {
 }
 
 /// A 256 px checkerboard of 8 px cells, as a dataset of one item at `size` px.
-fn checker_dataset(dir: &std::path::Path, tfms: fastburn_data::Transforms) -> fastburn_data::ImageDataset {
+fn checker_dataset(
+    dir: &std::path::Path,
+    tfms: fastburn_data::Transforms,
+) -> fastburn_data::ImageDataset {
     let img = RgbImage::from_fn(256, 256, |x, y| {
         let v = if (x / 8 + y / 8) % 2 == 0 { 255 } else { 0 };
         image::Rgb([v, v, v])
@@ -290,9 +293,13 @@ fn spread(pixels: &[f32]) -> f32 {
 #[test]
 fn random_resized_crop_crops_the_decoded_image_not_the_presized_one() {
     let dir = tempfile::tempdir().unwrap();
-    let small = RandomResizedCrop::new().with_min_scale(0.08).with_max_scale(0.08);
+    let small = RandomResizedCrop::new()
+        .with_min_scale(0.08)
+        .with_max_scale(0.08);
     let policy = AugPolicy::none().with_random_resized_crop(Some(small));
-    let no_norm = fastburn_data::Normalize::new().with_mean([0.0; 3]).with_std([1.0; 3]);
+    let no_norm = fastburn_data::Normalize::new()
+        .with_mean([0.0; 3])
+        .with_std([1.0; 3]);
     let tfms = fastburn_data::Transforms::new(32)
         .with_aug(Some(policy))
         .with_normalize(no_norm.clone());
@@ -301,7 +308,11 @@ fn random_resized_crop_crops_the_decoded_image_not_the_presized_one() {
     // Presized to 32 px first, the 8 px cells would be 1 px and the crop a grey blur.
     for epoch in 0..5 {
         let s = ds.get(0, epoch).unwrap();
-        assert!(spread(&s.pixels) > 0.35, "epoch {epoch}: {}", spread(&s.pixels));
+        assert!(
+            spread(&s.pixels) > 0.35,
+            "epoch {epoch}: {}",
+            spread(&s.pixels)
+        );
     }
     // The same dataset without augmentation and fastai's val_xtra: the centre 32/40 of
     // the image, resized; the 1 px cells blur to grey.

@@ -85,7 +85,6 @@ pub fn vision_learner(
     Ok(learn)
 }
 
-
 impl Learner {
     /// A learner around an existing model (moved to `device.autodiff()`), with
     /// [`default_callbacks`] and [`default_metrics`] at `cfg.threshold`.

@@ -19,8 +19,8 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{CheckpointProblem, Error, Result};
 use crate::callbacks::{EpochLog, IterLog, Recorder};
+use crate::error::{CheckpointProblem, Error, Result};
 use crate::learner::Learner;
 
 /// The checkpoint format this build writes and reads.

@@ -76,8 +76,7 @@ impl Learner {
     /// overflow (see [`Combined::sgdr`]); otherwise as [`Learner::fit_schedule`].
     pub fn fit_sgdr_with(&mut self, p: &Sgdr, lr: impl Into<Lrs>) -> Result<()> {
         let maxes = lr.into().resolve(self.layer_groups().len())?;
-        let (shape, epochs) =
-            Combined::sgdr(1.0, p.n_cycles, p.cycle_len, p.cycle_mult, p.warmup)?;
+        let (shape, epochs) = Combined::sgdr(1.0, p.n_cycles, p.cycle_len, p.cycle_mult, p.warmup)?;
         self.fit_schedule(epochs, FitSchedule::per_group(&shape, &maxes, None))
     }
 
@@ -205,4 +204,3 @@ impl Default for FineTune {
         }
     }
 }
-

@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use fastburn_data::{
-    AugOn, AugPolicy, CsvConfig, DataLoader, Dihedral, ImageDataset, ItemList,
-    LoaderConfig, Task, Transforms, Vocab,
+    AugOn, AugPolicy, CsvConfig, DataLoader, Dihedral, ImageDataset, ItemList, LoaderConfig, Task,
+    Transforms, Vocab,
 };
 use fastburn_metrics::{ThresholdGrid, best_threshold, per_class_thresholds};
 use fastburn_models::{Arch, VisionModel, VisionModelConfig};

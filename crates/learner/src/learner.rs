@@ -94,7 +94,6 @@ impl LearnerConfig {
     }
 }
 
-
 /// Which pass the loop is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Phase {
@@ -979,8 +978,8 @@ impl Learner {
         }
         let out = step::eval_batch(model, &self.loss, input, forward);
         let n = out.losses.len();
-        self.state.loss =
-            (n > 0).then(|| (out.losses.iter().map(|&l| f64::from(l)).sum::<f64>() / n as f64) as f32);
+        self.state.loss = (n > 0)
+            .then(|| (out.losses.iter().map(|&l| f64::from(l)).sum::<f64>() / n as f64) as f32);
         self.out = Some(out);
         if let f @ (Flow::CancelEpoch | Flow::CancelFit) = self.run_hook(Hook::AfterLoss)? {
             return Ok(f);

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
 use burn::optim::OptimizerRecord;
+use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::callbacks::Recorder;

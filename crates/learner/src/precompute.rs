@@ -87,7 +87,13 @@ impl Learner {
                     .dataset()
                     .with_transforms(train.dataset().transforms().clone().with_aug(None)),
             )
-            .with_config(train.config().clone().with_shuffle(false).with_drop_last(false));
+            .with_config(
+                train
+                    .config()
+                    .clone()
+                    .with_shuffle(false)
+                    .with_drop_last(false),
+            );
         let valid = self.dls().valid.clone();
         let (train, shape) = self.body_features(train_plain)?;
         let (valid, vshape) = self.body_features(valid)?;
@@ -118,4 +124,3 @@ impl Learner {
         self.set_feature_cache(None);
     }
 }
-

@@ -66,7 +66,9 @@ impl Sched {
             Sched::Lin { start, end } => start + p * (end - start),
             Sched::Exp { start, end } => start * (end / start).powf(p),
             Sched::Const(v) => v,
-            Sched::CosFrom { start, end, from } => Sched::Cos { start, end }.at(from + (1.0 - from) * p),
+            Sched::CosFrom { start, end, from } => {
+                Sched::Cos { start, end }.at(from + (1.0 - from) * p)
+            }
         }
     }
 

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-
 use burn::tensor::{Device, Tensor, TensorData};
 use fastburn_data::{AugParams, DataLoader, Dihedral, Task, splitmix64};
 use fastburn_models::VisionModel;

@@ -84,7 +84,11 @@ fn predictions_are_an_evaluation_pass_that_callbacks_see() {
     let dl = l.dls().valid.clone();
     let preds = l.get_preds(&dl).unwrap();
     let c = l.cb::<Count>().unwrap();
-    assert_eq!((c.train, c.valid), (4, 1), "32 training items in 4 batches, 8 to validate");
+    assert_eq!(
+        (c.train, c.valid),
+        (4, 1),
+        "32 training items in 4 batches, 8 to validate"
+    );
     assert_eq!(c.predict, 1);
     assert_eq!(preds.len(), 8);
     // The validation loss of the epoch row is the mean of the prediction pass's losses.
@@ -121,7 +125,10 @@ fn changing_the_frozen_groups_clears_the_optimiser_state_as_fastai() {
     };
     let unfrozen = run(Some(true));
     assert_eq!(unfrozen.first_difference(&run(Some(false))), None);
-    assert!(unfrozen.first_difference(&run(None)).is_some(), "the state mattered");
+    assert!(
+        unfrozen.first_difference(&run(None)).is_some(),
+        "the state mattered"
+    );
 }
 
 #[test]
@@ -144,15 +151,26 @@ fn save_best_resets_each_fit_and_reloads_the_best_weights() {
         name: "f2@0.2".into(),
         higher_is_better: false,
     };
-    l.add_callback(SaveBestModel::new(monitor.clone(), dir.path().join("best.bpk")));
+    l.add_callback(SaveBestModel::new(
+        monitor.clone(),
+        dir.path().join("best.bpk"),
+    ));
     l.add_callback(Snap(Vec::new()));
     l.fit_one_cycle(3, 1e-2).unwrap();
     let h = l.history();
     let best = (0..3)
-        .min_by(|&a, &b| h[a].metric("f2@0.2").unwrap().total_cmp(&h[b].metric("f2@0.2").unwrap()))
+        .min_by(|&a, &b| {
+            h[a].metric("f2@0.2")
+                .unwrap()
+                .total_cmp(&h[b].metric("f2@0.2").unwrap())
+        })
         .unwrap();
     let snaps = &l.cb::<Snap>().unwrap().0;
-    assert_eq!(common::weights(&l).first_difference(&snaps[best]), None, "epoch {best} reloaded");
+    assert_eq!(
+        common::weights(&l).first_difference(&snaps[best]),
+        None,
+        "epoch {best} reloaded"
+    );
     // A second fit forgets the first one's best: its first epoch is saved again.
     l.fit(1, 1e-3).unwrap();
     assert_eq!(l.cb::<SaveBestModel>().unwrap().saved_epochs(), [0]);
@@ -165,8 +183,16 @@ fn the_training_loader_drops_its_last_partial_batch() {
     let mut l = common::learner(dir.path(), 44, 32, 8);
     let (nt, nv) = (l.dls().train.dataset().len(), l.dls().valid.dataset().len());
     assert_eq!(nt % 8 != 0, true, "a partial batch exists");
-    assert_eq!(l.dls().train.num_batches(), nt / 8, "the partial batch dropped");
-    assert_eq!(l.dls().valid.num_batches(), nv.div_ceil(8), "validation keeps every item");
+    assert_eq!(
+        l.dls().train.num_batches(),
+        nt / 8,
+        "the partial batch dropped"
+    );
+    assert_eq!(
+        l.dls().valid.num_batches(),
+        nv.div_ceil(8),
+        "validation keeps every item"
+    );
     l.fit(1, 1e-3).unwrap();
     assert_eq!(l.iterations().len(), nt / 8);
 }
@@ -177,8 +203,21 @@ fn an_empty_training_set_is_an_error_not_a_hang() {
     // 10 items: 8 train, batches of 16 with drop_last: no batch at all.
     let mut l = common::learner(dir.path(), 10, 32, 16);
     let e = l.lr_find(&LrFindConfig::default()).unwrap_err();
-    assert!(matches!(e, Error::NoTrainingBatches { items: 8, batch_size: 16, drop_last: true }), "{e}");
-    assert!(matches!(l.fit(1, 1e-3).unwrap_err(), Error::NoTrainingBatches { .. }));
+    assert!(
+        matches!(
+            e,
+            Error::NoTrainingBatches {
+                items: 8,
+                batch_size: 16,
+                drop_last: true
+            }
+        ),
+        "{e}"
+    );
+    assert!(matches!(
+        l.fit(1, 1e-3).unwrap_err(),
+        Error::NoTrainingBatches { .. }
+    ));
     assert!(e.to_string().contains("8 items, batch size 16"), "{e}");
 }
 
@@ -197,10 +236,15 @@ fn sgdr_warmup_runs_a_hundredth_of_the_rate_for_a_twentieth_of_the_first_cycle()
     let it = l.iterations();
     let n = it.len();
     assert_eq!(n, 99);
-    let warm = (0..n).take_while(|&i| (it[i].lrs[0] - 1e-3).abs() < 1e-12).count();
+    let warm = (0..n)
+        .take_while(|&i| (it[i].lrs[0] - 1e-3).abs() < 1e-12)
+        .count();
     // The first cycle is 33 iterations; 1/20 of it is 1.65: iterations 0 and 1.
     assert_eq!(warm, 2);
-    assert!(it[2].lrs[0] < 0.1 && it[2].lrs[0] > 0.09, "the cosine's clock kept running");
+    assert!(
+        it[2].lrs[0] < 0.1 && it[2].lrs[0] > 0.09,
+        "the cosine's clock kept running"
+    );
 }
 
 #[test]

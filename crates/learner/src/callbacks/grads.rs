@@ -1,9 +1,9 @@
 use burn::optim::GradientsParams;
 
-use crate::learner::{Callback, Flow};
 use crate::error::{Error, Result};
 use crate::grads::{clip_grad_norm, clip_grad_value, scale_grads, trainable_params};
 use crate::learner::Learner;
+use crate::learner::{Callback, Flow};
 
 /// Stops training in the step where the loss becomes NaN or infinite, with an error naming
 /// the epoch and iteration (installed by default). Nothing runs after it in that step: no

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
-use crate::learner::{Callback, Flow};
 use crate::error::{Error, Result};
 use crate::learner::Learner;
+use crate::learner::{Callback, Flow};
 use crate::plot::{LinePlot, Series};
 
 fn ensure_parent(path: &std::path::Path) -> Result<()> {

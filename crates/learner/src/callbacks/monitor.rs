@@ -2,10 +2,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::learner::{Callback, Flow};
-use crate::error::{Error, Result};
 use crate::callbacks::EpochLog;
+use crate::error::{Error, Result};
 use crate::learner::Learner;
+use crate::learner::{Callback, Flow};
 
 /// A quantity watched across epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

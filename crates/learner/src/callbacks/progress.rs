@@ -2,8 +2,8 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar as Bar, ProgressDrawTarget, ProgressStyle};
 
-use crate::learner::{Callback, Flow};
 use crate::error::Result;
+use crate::learner::{Callback, Flow};
 use crate::learner::{Learner, Phase};
 
 /// Progress bars per fit (epochs) and per epoch (batches, with the smoothed loss), on

@@ -1,6 +1,6 @@
-use crate::learner::{Callback, Flow};
 use crate::error::Result;
 use crate::learner::Learner;
+use crate::learner::{Callback, Flow};
 use crate::schedule::FitSchedule;
 
 /// Sets every group's learning rate (and momentum) before each batch from a
