@@ -356,7 +356,7 @@ fn train_writes_bundle_and_metrics_json_with_every_promised_field() {
 }
 
 #[test]
-fn train_with_lr_auto_writes_a_valid_lr_find_png_and_no_tta_score_without_tta() {
+fn train_with_lr_auto_writes_a_valid_lr_find_png_and_no_tta_score_with_no_tta() {
     let d = dataset();
     let dir = TempDir::new().unwrap();
     let run = dir.path().join("run");
@@ -382,6 +382,7 @@ fn train_with_lr_auto_writes_a_valid_lr_find_png_and_no_tta_score_without_tta() 
         "auto",
         "--bs",
         "8",
+        "--no-tta",
         "--device",
         "flex",
         "-q",
@@ -392,7 +393,7 @@ fn train_with_lr_auto_writes_a_valid_lr_find_png_and_no_tta_score_without_tta() 
     let m = read_json(&run.join("metrics.json"));
     let lr = m["lr"].as_f64().unwrap();
     assert!(lr > 0.0 && lr != 1e-3, "lr {lr} comes from lr_find");
-    assert!(m["valid_f2_tta"].is_null(), "TTA is off without --tta: {m}");
+    assert!(m["valid_f2_tta"].is_null(), "TTA is off with --no-tta: {m}");
     assert!(!run.join("submission.csv").exists(), "no --test-images");
 }
 
@@ -630,7 +631,9 @@ fn lr_find_prints_the_four_suggestions_and_writes_the_plot() {
         let value = line.split_whitespace().nth(1).unwrap();
         if name == "valley" || name == "minimum" {
             let v: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
-            assert!((1e-7..=10.0).contains(&v), "{line}");
+            // fastai's `minimum` is the LR at the lowest loss divided by 10,
+            // so it can sit a decade under the sweep's start (1e-7).
+            assert!((1e-8..=10.0).contains(&v), "{line}");
         } else {
             assert!(value == "-" || value.parse::<f64>().is_ok(), "{line}");
         }

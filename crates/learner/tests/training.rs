@@ -184,7 +184,7 @@ fn one_cycle_trace_equals_the_closed_form_for_lr_and_momentum() {
         dir.path(),
         24,
         32,
-        8,
+        6, // 20 items: 3 full batches per epoch
         common::config(dir.path()).with_opt(OptimizerConfig::sgd(0.9)),
     );
     let (lo, hi) = (1e-4, 1e-2);
@@ -273,7 +273,7 @@ fn schedules_are_pure_functions() {
 #[test]
 fn gradient_clipping_by_norm_is_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = common::learner(dir.path(), 24, 32, 8);
+    let mut l = common::learner(dir.path(), 24, 32, 6); // 20 items: 3 full batches
     struct Check(f64, std::sync::Arc<std::sync::Mutex<Vec<(f64, f64)>>>);
     impl Callback for Check {
         fn name(&self) -> String {
@@ -328,14 +328,15 @@ fn gradient_accumulation_steps_once_per_group_of_batches() {
 #[test]
 fn callbacks_can_cancel_and_early_stopping_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = common::learner(dir.path(), 24, 32, 8);
+    let mut l = common::learner(dir.path(), 24, 32, 6); // 20 items: 3 full batches
     struct StopAfter(usize);
     impl Callback for StopAfter {
         fn name(&self) -> String {
             "stop".into()
         }
         fn after_batch(&mut self, l: &mut Learner) -> Result<Flow> {
-            Ok(if l.state().iter + 1 >= self.0 {
+            // Batch events fire in validation too (as in fastai): act on training batches.
+            Ok(if l.state().training && l.state().iter + 1 >= self.0 {
                 Flow::CancelFit
             } else {
                 Flow::Continue
