@@ -69,6 +69,8 @@ impl From<OptArg> for OptimizerConfig {
 /// The LR finder's rule for `--lr auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SuggestArg {
+    /// `minimum` from scratch, `valley` with pretrained weights (see `PlanetRecipe::suggest`).
+    Auto,
     /// fastai's default: the middle of the longest descent.
     Valley,
     /// The steepest descent.
@@ -79,13 +81,14 @@ pub enum SuggestArg {
     Slide,
 }
 
-impl From<SuggestArg> for Suggest {
-    fn from(s: SuggestArg) -> Suggest {
+impl From<SuggestArg> for Option<Suggest> {
+    fn from(s: SuggestArg) -> Option<Suggest> {
         match s {
-            SuggestArg::Valley => Suggest::Valley,
-            SuggestArg::Steep => Suggest::Steep,
-            SuggestArg::Minimum => Suggest::Minimum,
-            SuggestArg::Slide => Suggest::Slide,
+            SuggestArg::Auto => None,
+            SuggestArg::Valley => Some(Suggest::Valley),
+            SuggestArg::Steep => Some(Suggest::Steep),
+            SuggestArg::Minimum => Some(Suggest::Minimum),
+            SuggestArg::Slide => Some(Suggest::Slide),
         }
     }
 }
@@ -120,7 +123,7 @@ pub struct RecipeArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [64u32, 128])]
     pub sizes: Vec<u32>,
     /// Epochs per size (one-cycle, fine-tune) or SGDR cycles per stage (sgdr).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 8)]
     pub epochs: usize,
     /// Schedule per size.
     #[arg(long, value_enum, default_value_t = Policy::OneCycle)]
@@ -132,7 +135,7 @@ pub struct RecipeArgs {
     #[arg(long, default_value = "auto")]
     pub lr: LrArg,
     /// The finder's rule for `--lr auto`.
-    #[arg(long, value_enum, default_value_t = SuggestArg::Valley)]
+    #[arg(long, value_enum, default_value_t = SuggestArg::Auto)]
     pub suggest: SuggestArg,
     /// Optimiser [default: sgd with pretrained weights, adam from scratch].
     #[arg(long, value_enum)]
