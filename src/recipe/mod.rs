@@ -445,7 +445,7 @@ impl PlanetRecipe {
             learn.optimize_thresholds(&preds, 2.0, &ThresholdGrid::fastai07(), false)?;
         let threshold = thr[0];
         let mut inf = learn.inference();
-        inf.set_thresholds(vec![threshold]);
+        inf.set_thresholds(vec![threshold])?;
         let blend = if self.tta_max {
             TtaBlend::Max
         } else {
@@ -517,8 +517,8 @@ impl PlanetRecipe {
             epochs,
         };
         let json = serde_json::to_vec_pretty(&report).expect("report serialises");
-        fastburn_data::write_atomic(&self.out.join("metrics.json"), &json)?;
-        fastburn_data::write_atomic(&self.out.join("recipe.json"), format!("{self}").as_bytes())?;
+        write_out(&self.out.join("metrics.json"), &json)?;
+        write_out(&self.out.join("recipe.json"), format!("{self}").as_bytes())?;
         say!(self, "\n{}", report.summary_line());
         Ok(report)
     }
@@ -557,7 +557,7 @@ impl PlanetRecipe {
                 } else {
                     let t0 = Instant::now();
                     synth.generate()?;
-                    fastburn_data::write_atomic(&stamp, want.as_bytes())?;
+                    write_out(&stamp, want.as_bytes())?;
                     say!(
                         self,
                         "synthetic Planet-like data: {} + {} chips of {} px written to {} in {:.1} s",
@@ -606,13 +606,14 @@ impl PlanetRecipe {
             }
         }
         let on_gpu = !DeviceChoice::of(device).is_cpu();
-        Ok(DataLoadersConfig::new(size)
+        let cfg = DataLoadersConfig::new(size)
             .with_batch_size(self.batch_size)
             .with_workers(self.workers)
             .with_aug(Some(AugPolicy::top_down()))
             .with_aug_on(if on_gpu { AugOn::Device } else { AugOn::Cpu })
-            .with_seed(self.seed)
-            .build(&list, split))
+            .with_seed(self.seed);
+        cfg.validate()?;
+        Ok(cfg.build(&list, split))
     }
 
     fn train_stage(&self, learn: &mut Learner, size: u32, lr: f64, pretrained: bool) -> Result<()> {
@@ -689,4 +690,9 @@ pub fn run_artefacts(out: &Path) -> Vec<PathBuf> {
     .iter()
     .map(|f| out.join(f))
     .collect()
+}
+
+/// An artefact of the run, written atomically; a failure is the run's ([`Error::Io`]).
+fn write_out(path: &Path, bytes: &[u8]) -> Result<()> {
+    fastburn_fsio::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }

@@ -146,7 +146,7 @@ pub fn predict(a: &PredictArgs) -> Result<()> {
     let device = a.device.device()?;
     let mut inf = load_learner(&bundle, &device)?;
     if let Some(t) = a.threshold {
-        inf.set_thresholds(vec![t]);
+        inf.set_thresholds(vec![t])?;
     }
     let tta = a.tta.then_some(Tta::Dihedral);
     let (names, preds) = inf.predict_folder(&a.images, tta, a.bs, a.workers)?;
@@ -223,13 +223,14 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
         seed: a.seed as u32,
     }
     .split(list.len())?;
-    let dls = DataLoadersConfig::new(a.size)
+    let dcfg = DataLoadersConfig::new(a.size)
         .with_batch_size(a.bs)
         .with_workers(a.workers)
         .with_aug(Some(AugPolicy::top_down()))
         .with_aug_on(aug_on(&device))
-        .with_seed(a.seed)
-        .build(&list, &split);
+        .with_seed(a.seed);
+    dcfg.validate()?;
+    let dls = dcfg.build(&list, &split);
     let body = a.pretrained.body(a.arch, &device)?;
     let opt = a
         .opt
@@ -295,13 +296,14 @@ pub fn show_batch(a: &ShowBatchArgs) -> Result<()> {
         seed: a.seed as u32,
     }
     .split(list.len())?;
-    let dls = DataLoadersConfig::new(a.size)
+    let dcfg = DataLoadersConfig::new(a.size)
         .with_batch_size(a.bs)
         .with_workers(1)
         .with_aug(a.aug.policy())
         .with_aug_on(AugOn::Cpu)
-        .with_seed(a.seed)
-        .build(&list, &split);
+        .with_seed(a.seed);
+    dcfg.validate()?;
+    let dls = dcfg.build(&list, &split);
     create_parent(&a.out)?;
     dls.train.show_batch(
         &a.out,

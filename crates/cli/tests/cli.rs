@@ -434,6 +434,43 @@ fn train_on_a_csv_with_problems_exits_2_listing_them() {
     assert!(!dir.path().join("run").join("model.fbx").exists());
 }
 
+/// Issue 13 item 6: rows without any tag used to panic in the head builder (exit 101).
+#[test]
+fn train_on_a_csv_without_any_tag_exits_2_naming_the_file() {
+    let d = dataset();
+    let dir = TempDir::new().unwrap();
+    let csv = dir.path().join("untagged.csv");
+    let names: Vec<String> = std::fs::read_to_string(d.join("labels.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| format!("{},", l.split(',').next().unwrap()))
+        .collect();
+    std::fs::write(&csv, format!("image_name,tags\n{}\n", names.join("\n"))).unwrap();
+    let out = fastburn(&[
+        "train",
+        "--csv",
+        s(&csv),
+        "--images",
+        s(&d.join("train-jpg")),
+        "--out",
+        s(&dir.path().join("run")),
+        "--width",
+        "8",
+        "--sizes",
+        "32",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--device",
+        "flex",
+    ]);
+    assert_status(&out, 2);
+    let err = text(&out.stderr);
+    assert!(err.contains("untagged.csv") && err.contains("no row carries a tag"), "{err}");
+}
+
 fn read_submission(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();

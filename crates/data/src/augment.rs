@@ -16,6 +16,8 @@ use image::RgbImage;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// A 3×3 matrix acting on homogeneous normalised coordinates `(x, y, 1)`.
 pub type Mat3 = [[f64; 3]; 3];
 
@@ -343,7 +345,77 @@ pub struct AugPolicy {
     pub random_resized_crop: Option<RandomResizedCrop>,
 }
 
+/// `Ok` when `lo ≤ v ≤ hi` (and `v` is a number), else the typed error naming `key`.
+fn in_range(key: &'static str, v: f64, lo: f64, hi: f64, expected: &'static str) -> Result<()> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            key,
+            value: v.to_string(),
+            expected,
+        })
+    }
+}
+
+impl RandomResizedCrop {
+    /// Checks the ranges: `0 < min_scale ≤ max_scale ≤ 1`, `0 < min_ratio ≤ max_ratio`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first field out of range.
+    pub fn validate(&self) -> Result<()> {
+        in_range("min_scale", self.min_scale, 1e-6, 1.0, "in (0, 1]")?;
+        in_range("max_scale", self.max_scale, self.min_scale, 1.0, "in [min_scale, 1]")?;
+        in_range("min_ratio", self.min_ratio, 1e-3, 1e3, "in (0, 1000]")?;
+        in_range("max_ratio", self.max_ratio, self.min_ratio, 1e3, "in [min_ratio, 1000]")
+    }
+}
+
 impl AugPolicy {
+    /// Checks every field's range (probabilities in [0, 1], `min_zoom ≤ max_zoom`, …), so a
+    /// bad policy is refused where it is given rather than drawing nonsense or panicking
+    /// in a worker.
+    ///
+    /// ```
+    /// use fastburn_data::{AugPolicy, RandomResizedCrop};
+    /// assert!(AugPolicy::top_down().validate().is_ok());
+    /// let bad = AugPolicy::fastai().with_random_resized_crop(Some(
+    ///     RandomResizedCrop::new().with_min_scale(0.9).with_max_scale(0.5),
+    /// ));
+    /// assert!(bad.validate().unwrap_err().to_string().contains("max_scale"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first field out of range.
+    pub fn validate(&self) -> Result<()> {
+        in_range("p_flip", self.p_flip, 0.0, 1.0, "a probability in [0, 1]")?;
+        in_range("max_rotate", self.max_rotate, 0.0, 180.0, "degrees in [0, 180]")?;
+        in_range("min_zoom", self.min_zoom, 0.01, 100.0, "in [0.01, 100]")?;
+        in_range("max_zoom", self.max_zoom, self.min_zoom, 100.0, "in [min_zoom, 100]")?;
+        in_range("max_warp", self.max_warp, 0.0, 1.0, "in [0, 1)")?;
+        if self.max_warp >= 1.0 {
+            return Err(Error::InvalidConfig {
+                key: "max_warp",
+                value: self.max_warp.to_string(),
+                expected: "in [0, 1)",
+            });
+        }
+        in_range("p_affine", self.p_affine, 0.0, 1.0, "a probability in [0, 1]")?;
+        in_range("max_lighting", self.max_lighting, 0.0, 1.0, "in [0, 1)")?;
+        if self.max_lighting >= 1.0 {
+            return Err(Error::InvalidConfig {
+                key: "max_lighting",
+                value: self.max_lighting.to_string(),
+                expected: "in [0, 1)",
+            });
+        }
+        in_range("p_lighting", self.p_lighting, 0.0, 1.0, "a probability in [0, 1]")?;
+        match &self.random_resized_crop {
+            Some(rrc) => rrc.validate(),
+            None => Ok(()),
+        }
+    }
+
     /// fastai v2's `aug_transforms()` defaults.
     pub fn fastai() -> Self {
         AugPolicy::new()

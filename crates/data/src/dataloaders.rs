@@ -6,7 +6,7 @@ use burn::config::Config;
 use crate::augment::AugPolicy;
 use crate::dataset::{AugOn, ImageDataset, Normalize, Transforms};
 use crate::decode::DecodeOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::items::{CsvConfig, ItemList, Task, Vocab};
 use crate::loader::{DataLoader, LoaderConfig, OnError};
 use crate::resize::ResizeMethod;
@@ -101,6 +101,55 @@ impl DataLoadersConfig {
             .with_on_error(self.on_error)
     }
 
+    /// Checks the settings a user gives: image size 1–8192 px, batch size 1–65536, at
+    /// most 256 workers and 1024 prefetched batches, and a valid augmentation policy
+    /// ([`AugPolicy::validate`]). [`DataLoadersConfig::from_csv`] calls it; call it before
+    /// [`DataLoadersConfig::build`] when building from lists.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first setting out of range.
+    pub fn validate(&self) -> Result<()> {
+        let check = |ok: bool, key: &'static str, value: String, expected: &'static str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig {
+                    key,
+                    value,
+                    expected,
+                })
+            }
+        };
+        check(
+            (1..=8192).contains(&self.size),
+            "size",
+            self.size.to_string(),
+            "an image side in 1..=8192 px",
+        )?;
+        check(
+            (1..=65536).contains(&self.batch_size),
+            "batch_size",
+            self.batch_size.to_string(),
+            "in 1..=65536",
+        )?;
+        check(
+            self.workers <= 256,
+            "workers",
+            self.workers.to_string(),
+            "at most 256 loader threads",
+        )?;
+        check(
+            self.prefetch <= 1024,
+            "prefetch",
+            self.prefetch.to_string(),
+            "at most 1024 batches",
+        )?;
+        match &self.aug {
+            Some(a) => a.validate(),
+            None => Ok(()),
+        }
+    }
+
     /// Builds the loaders of `list` split by `split`.
     ///
     /// # Panics
@@ -129,7 +178,8 @@ impl DataLoadersConfig {
     /// `ImageDataLoaders.from_csv` in one call.
     ///
     /// # Errors
-    /// CSV problems ([`crate::Error::Csv`]) or an invalid split.
+    /// An invalid setting ([`DataLoadersConfig::validate`]), CSV problems
+    /// ([`crate::Error::Csv`]) or an invalid split.
     ///
     /// # Example
     /// ```
@@ -142,6 +192,7 @@ impl DataLoadersConfig {
     /// # Ok::<(), fastburn_data::Error>(())
     /// ```
     pub fn from_csv(&self, csv: &CsvConfig, splitter: &Splitter) -> Result<DataLoaders> {
+        self.validate()?;
         let list = csv.load()?;
         let split = splitter.split(list.len())?;
         Ok(self.build(&list, &split))

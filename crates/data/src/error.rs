@@ -109,6 +109,17 @@ pub enum Error {
         #[source]
         source: image::ImageError,
     },
+    /// A labels CSV whose rows carry no tag at all: nothing to classify.
+    #[error(
+        "{path}: no row carries a tag ({rows} rows), so there is no class to learn; \
+         the tags column holds each image's labels, separated by spaces"
+    )]
+    NoClasses {
+        /// The CSV file.
+        path: PathBuf,
+        /// Rows read.
+        rows: usize,
+    },
     /// A folder expected to hold images (or class sub-folders) holds none.
     #[error("{path}: no images found (looked for {looked_for})")]
     NoImages {
@@ -209,6 +220,7 @@ impl Error {
             | Error::Panic { path, .. }
             | Error::Encode { path, .. }
             | Error::NoImages { path, .. }
+            | Error::NoClasses { path, .. }
             | Error::Folder { path, .. } => Some(path),
             Error::Worker { source, .. } => source.path(),
             Error::TooManyBadSamples { first, .. } => first.path(),
@@ -239,6 +251,16 @@ pub enum FolderProblem {
     NonUtf8Name,
     /// A symbolic link points outside the dataset folder.
     SymlinkEscapes(PathBuf),
+    /// Two images of a test folder have one name (file stem), so a submission would hold
+    /// two rows for it.
+    DuplicateStem {
+        /// The shared name.
+        name: String,
+        /// The first file.
+        first: PathBuf,
+        /// The second file.
+        second: PathBuf,
+    },
 }
 
 impl fmt::Display for FolderProblem {
@@ -253,6 +275,17 @@ impl fmt::Display for FolderProblem {
                     t.display()
                 )
             }
+            FolderProblem::DuplicateStem {
+                name,
+                first,
+                second,
+            } => write!(
+                f,
+                "two images share the name `{name}` ({} and {}); a submission needs one row \
+                 per name",
+                first.display(),
+                second.display()
+            ),
         }
     }
 }

@@ -352,7 +352,7 @@ impl ItemList {
     /// (capped at [`CsvProblems::CAP`]) with its line: missing columns, wrong field counts,
     /// invalid UTF-8, empty / unsafe (`/`, `..`, absolute) / duplicate names, missing image
     /// files, symbolic links out of the image folder, and — when single-label is forced — rows
-    /// without exactly one tag.
+    /// without exactly one tag; [`Error::NoClasses`] when no row carries a tag.
     ///
     /// # Example
     /// ```
@@ -377,6 +377,12 @@ impl ItemList {
         }
 
         let vocab = Vocab::new(rows.iter().flat_map(|r| r.tags.iter().cloned()));
+        if vocab.is_empty() {
+            return Err(Error::NoClasses {
+                path: cfg.csv.clone(),
+                rows: rows.len(),
+            });
+        }
         let task = cfg.label_kind.resolve(rows.iter().map(|r| r.tags.len()));
         let items = rows
             .into_iter()
@@ -511,7 +517,8 @@ impl ItemList {
     ///
     /// # Errors
     /// [`Error::NoImages`] when the folder holds no image; [`Error::Io`] on read errors;
-    /// [`Error::Folder`] for symbolic links leaving the folder.
+    /// [`Error::Folder`] for symbolic links leaving the folder, or two images with one name
+    /// (file stem), which would give two submission rows.
     pub fn from_test_folder(dir: impl AsRef<Path>, vocab: &Vocab, task: Task) -> Result<ItemList> {
         let dir = dir.as_ref();
         let root_canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
@@ -523,15 +530,30 @@ impl ItemList {
                 looked_for: "image files (.jpg, .jpeg, .png, .tif, .tiff)",
             });
         }
-        let items = files
-            .into_iter()
-            .map(|path| Item {
-                name: file_stem(&path),
+        // A submission has one row per image name (the file stem): two files with one stem
+        // (`a.jpg` and `a.png`, or `x/1.jpg` and `y/1.jpg`) would give two rows.
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        let mut items = Vec::with_capacity(files.len());
+        for path in files {
+            let name = file_stem(&path);
+            if let Some(first) = seen.get(&name) {
+                return Err(Error::Folder {
+                    path: dir.to_path_buf(),
+                    reason: FolderProblem::DuplicateStem {
+                        name,
+                        first: first.clone(),
+                        second: path,
+                    },
+                });
+            }
+            seen.insert(name.clone(), path.clone());
+            items.push(Item {
+                name,
                 path,
                 labels: Vec::new(),
                 line: None,
-            })
-            .collect();
+            });
+        }
         Ok(ItemList {
             items,
             vocab: vocab.clone(),

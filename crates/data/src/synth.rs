@@ -182,27 +182,14 @@ pub fn write_jpeg_atomic(img: &RgbImage, path: &Path, quality: u8) -> Result<()>
     write_atomic(path, &buf)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
+/// [`fastburn_fsio::write_atomic`] with the error as this crate's: writes `bytes` to `path`
+/// atomically and durably (a temporary file unique to the call, flushed, renamed, the folder
+/// flushed).
 ///
 /// # Errors
 /// [`Error::Io`] naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    fastburn_fsio::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 fn write_labels(path: &Path, prefix: &str, tags: &[Vec<usize>]) -> Result<()> {

@@ -336,3 +336,40 @@ fn serde_json_round_trip(v: &Vocab) -> Vocab {
     assert_eq!(s, r#"["clear","road","water"]"#);
     serde_json::from_str(&s).unwrap()
 }
+
+/// Issue 13 item 6: a CSV whose rows carry no tag reached the model builder and panicked
+/// ("n_in and n_out must be at least 1").
+#[test]
+fn a_csv_without_any_tag_is_a_typed_error_naming_the_file() {
+    let (dir, img) = setup(&["a", "b"]);
+    match load(dir.path(), &img, b"image_name,tags\na,\nb,   \n") {
+        Err(Error::NoClasses { path, rows }) => {
+            assert!(path.ends_with("labels.csv"));
+            assert_eq!(rows, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = load(dir.path(), &img, b"image_name,tags\n").unwrap_err();
+    assert!(e.to_string().contains("labels.csv"), "{e}");
+}
+
+/// Issue 13 item 10: `a.jpg` and `a.png`, or `x/1.jpg` and `y/1.jpg`, in one test folder
+/// gave two submission rows for one name.
+#[test]
+fn a_test_folder_with_two_images_of_one_name_is_refused() {
+    for files in [["a.jpg", "a.png"], ["x/1.jpg", "y/1.jpg"]] {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"x").unwrap();
+        }
+        match ItemList::from_test_folder(dir.path(), &Vocab::default(), Task::MultiLabel) {
+            Err(Error::Folder {
+                reason: fastburn_data::FolderProblem::DuplicateStem { name, .. },
+                ..
+            }) => assert!(files[0].ends_with(&format!("{name}.jpg"))),
+            other => panic!("{files:?}: {other:?}"),
+        }
+    }
+}

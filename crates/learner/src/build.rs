@@ -8,7 +8,7 @@ use fastburn_metrics::{Accuracy, AccuracyMulti, FBetaMetric, Metric};
 use fastburn_models::VisionModel;
 
 use crate::callbacks::{EpochTable, ProgressBar, Recorder, TerminateOnNaN};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::learner::{Callback, Learner, LearnerConfig};
 
 /// fastai's default metrics for a task: for multi-label data F2 (samples-averaged, the
@@ -60,13 +60,21 @@ pub fn default_callbacks(metrics: Vec<Box<dyn Metric>>) -> Vec<Box<dyn Callback>
 /// ```
 ///
 /// # Errors
-/// None today beyond configuration problems; kept fallible for weight loading.
+/// [`Error::InvalidConfig`] when the data has no class (the head needs at least one
+/// output) or a setting is out of range.
 pub fn vision_learner(
     dls: DataLoaders,
     cfg: &LearnerConfig,
     body: Option<fastburn_models::ResNetBody>,
     device: &Device,
 ) -> Result<Learner> {
+    if dls.vocab.is_empty() {
+        return Err(Error::InvalidConfig {
+            key: "classes",
+            value: "0".into(),
+            expected: "data with at least one class",
+        });
+    }
     let ad = device.clone().autodiff();
     let mcfg = cfg.model_config(dls.vocab.len());
     let pretrained = body.is_some();

@@ -1,15 +1,21 @@
-//! Checkpoints that survive being killed mid-save, and resuming that repeats training
+//! Checkpoints that survive being killed mid-save, belong to their run, and resume
 //! exactly.
 //!
-//! A checkpoint is a folder `ckpt-NNNNNN` (`NNNNNN` = epochs completed) holding
-//! `model.bpk`, `optim.bpk`, `state.json` (schedule position, history, vocabulary, seeds)
-//! and `manifest.json` — written last, with the SHA-256 of every file and a format
-//! version. The folder is assembled under a temporary name and renamed into place, so a
-//! kill at any point leaves either the complete new checkpoint or none; the previous one is
-//! untouched. A checkpoint with the same number (a new run over an old folder) is first
-//! renamed aside to `ckpt-NNNNNN.prev`, which still counts as a checkpoint until the new
-//! one is in place, so no moment exists where neither is on disk. Loading verifies every
-//! hash and names the corrupted file.
+//! A checkpoint is a folder `ckpt-<run>-NNNNNN` (`<run>` = [`Learner::run_id`],
+//! `NNNNNN` = epochs completed) holding `model.bpk`, `optim.bpk`, `state.json` (schedule
+//! position, history, vocabulary, seeds) and `manifest.json` — written last, with the
+//! run, the SHA-256 of every file and a format version. The folder is assembled under a
+//! temporary name unique to the run and process and renamed into place, so a kill at any
+//! point leaves either the complete new checkpoint or none; the previous one is untouched.
+//! A checkpoint with the same name (the same run saving its epoch again) is first renamed
+//! aside to `….prev`, which still counts as a checkpoint until the new one is in place, so
+//! no moment exists where neither is on disk. Loading verifies every hash and names the
+//! corrupted file.
+//!
+//! Runs never touch each other's checkpoints: a new run in a folder that holds an older
+//! run's checkpoints prunes only its own, [`Learner::resume`] resumes the run it is told
+//! to ([`ResumeFrom`]), and another process's temporary folder is removed only once that
+//! process is gone.
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +29,8 @@ use crate::callbacks::{EpochLog, IterLog, Recorder};
 use crate::error::{CheckpointProblem, Error, Result};
 use crate::learner::Learner;
 
-/// The checkpoint format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The checkpoint format this build writes and reads (2: checkpoints carry their run).
+pub const FORMAT_VERSION: u32 = 2;
 
 const FILES: [&str; 3] = ["model.bpk", "optim.bpk", "state.json"];
 
@@ -33,6 +39,8 @@ const FILES: [&str; 3] = ["model.bpk", "optim.bpk", "state.json"];
 pub struct Manifest {
     /// Format version.
     pub format_version: u32,
+    /// The run the checkpoint belongs to ([`Learner::run_id`]).
+    pub run_id: String,
     /// Epochs completed when saved.
     pub epochs_done: usize,
     /// Class vocabulary.
@@ -46,6 +54,8 @@ pub struct Manifest {
 pub struct CheckpointState {
     /// Format version.
     pub format_version: u32,
+    /// The run.
+    pub run_id: String,
     /// Architecture, as text.
     pub arch: String,
     /// Class vocabulary.
@@ -74,6 +84,17 @@ pub struct CheckpointState {
     pub thresholds: Option<Vec<f32>>,
 }
 
+/// Which run [`Learner::resume`] continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeFrom {
+    /// The run with this id ([`Learner::run_id`], also in every checkpoint's folder name
+    /// `ckpt-<run>-NNNNNN` and manifest).
+    Run(String),
+    /// The one run whose checkpoints the folder holds; an error
+    /// ([`CheckpointProblem::SeveralRuns`]) when it holds several.
+    OnlyRun,
+}
+
 /// SHA-256 of a file, hex.
 ///
 /// # Errors
@@ -91,63 +112,150 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn ckpt_name(epochs_done: usize) -> String {
-    format!("ckpt-{epochs_done:06}")
+/// A fresh run id: 12 hex digits of a hash of the clock, the process and a counter.
+pub(crate) fn new_run_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!(
+        "{nanos}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    sha256_hex(seed.as_bytes())[..12].to_string()
+}
+
+/// Run ids become folder names: 1–64 ASCII letters, digits, `-` or `_`.
+pub(crate) fn check_run_id(id: &str) -> Result<()> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            key: "run_id",
+            value: id.to_string(),
+            expected: "1-64 ASCII letters, digits, `-` or `_`",
+        })
+    }
+}
+
+fn ckpt_name(run: &str, epochs_done: usize) -> String {
+    format!("ckpt-{run}-{epochs_done:06}")
 }
 
 /// Suffix of a checkpoint renamed aside while a new one with its number moves in.
 const PREV: &str = ".prev";
+/// Prefix of a save in progress: `.tmp-ckpt-<run>-NNNNNN-<pid>`.
+const TMP: &str = ".tmp-ckpt-";
 
-/// `(epochs done, is a renamed-aside .prev copy, path)` of every checkpoint-named folder.
-fn checkpoint_entries(dir: &Path) -> Vec<(usize, bool, PathBuf)> {
+/// A checkpoint-named folder.
+#[derive(Debug, Clone)]
+struct Entry {
+    run: String,
+    n: usize,
+    /// A renamed-aside `.prev` copy.
+    prev: bool,
+    path: PathBuf,
+}
+
+/// Every checkpoint-named folder in `dir`, newest first; for one run and number the
+/// checkpoint itself before its `.prev` copy.
+fn checkpoint_entries(dir: &Path) -> Vec<Entry> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut v: Vec<(usize, bool, PathBuf)> = rd
+    let mut v: Vec<Entry> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let rest = name.strip_prefix("ckpt-")?;
-            let (num, prev) = match rest.strip_suffix(PREV) {
-                Some(num) => (num, true),
+            let (rest, prev) = match rest.strip_suffix(PREV) {
+                Some(r) => (r, true),
                 None => (rest, false),
             };
-            Some((num.parse::<usize>().ok()?, prev, e.path()))
+            let (run, num) = rest.rsplit_once('-')?;
+            check_run_id(run).ok()?;
+            Some(Entry {
+                run: run.to_string(),
+                n: num.parse::<usize>().ok()?,
+                prev,
+                path: e.path(),
+            })
         })
         .collect();
-    // Newest first; for one number the checkpoint itself before its `.prev` copy.
-    v.sort_by_key(|e| (std::cmp::Reverse(e.0), e.1));
+    v.sort_by(|a, b| {
+        (std::cmp::Reverse(a.n), &a.run, a.prev).cmp(&(std::cmp::Reverse(b.n), &b.run, b.prev))
+    });
     v
 }
 
-/// Complete-looking checkpoint folders in `dir`, newest first (by epochs completed). A
-/// `ckpt-NNNNNN.prev` folder (left by a save killed while replacing `ckpt-NNNNNN`) is
-/// listed right after its number's checkpoint, or alone when that one is missing.
+/// Complete-looking checkpoint folders in `dir` of every run, newest first (by epochs
+/// completed). A `.prev` folder (left by a save killed while replacing its checkpoint) is
+/// listed right after its checkpoint, or alone when that one is missing.
 pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
     checkpoint_entries(dir)
         .into_iter()
-        .map(|(_, _, p)| p)
+        .map(|e| e.path)
         .collect()
 }
 
-/// Keeps the newest `keep` checkpoints in `dir` and removes leftovers of interrupted saves
-/// (temporary folders, and `.prev` copies whose checkpoint is in place).
+/// The runs whose checkpoints `dir` holds, sorted.
+pub fn checkpoint_runs(dir: &Path) -> Vec<String> {
+    let mut runs: Vec<String> = checkpoint_entries(dir).into_iter().map(|e| e.run).collect();
+    runs.sort();
+    runs.dedup();
+    runs
+}
+
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    // Linux (and anything with procfs) can tell; elsewhere assume the writer is alive and
+    // leave its folder alone.
+    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Keeps the newest `keep` checkpoints of run `run` in `dir` and removes leftovers of its
+/// interrupted saves (`.prev` copies whose checkpoint is in place, temporary folders).
+/// Other runs' checkpoints are never touched; another process's temporary folder is
+/// removed only once that process is gone.
 ///
 /// # Errors
 /// [`Error::Io`] when a folder cannot be removed.
-pub fn prune(dir: &Path, keep: usize) -> Result<()> {
-    let entries = checkpoint_entries(dir);
+pub fn prune(dir: &Path, run: &str, keep: usize) -> Result<()> {
+    let entries: Vec<Entry> = checkpoint_entries(dir)
+        .into_iter()
+        .filter(|e| e.run == run)
+        .collect();
     let primaries: std::collections::HashSet<usize> =
-        entries.iter().filter(|e| !e.1).map(|e| e.0).collect();
+        entries.iter().filter(|e| !e.prev).map(|e| e.n).collect();
     let (stale, live): (Vec<_>, Vec<_>) = entries
         .into_iter()
-        .partition(|(n, prev, _)| *prev && primaries.contains(n));
-    for (_, _, old) in stale.into_iter().chain(live.into_iter().skip(keep)) {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        .partition(|e| e.prev && primaries.contains(&e.n));
+    for old in stale.into_iter().chain(live.into_iter().skip(keep)) {
+        std::fs::remove_dir_all(&old.path).map_err(|e| Error::io(&old.path, e))?;
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-ckpt-") {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(TMP) else {
+                continue;
+            };
+            let Some((head, pid)) = rest.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            let ours = pid == std::process::id()
+                && head.rsplit_once('-').is_some_and(|(r, _)| r == run);
+            if ours || !process_alive(pid) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -155,8 +263,8 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks a checkpoint folder: manifest present, version, every file present with its
-/// hash. Returns the manifest.
+/// Checks a checkpoint folder: manifest present, version, the file list exactly the
+/// checkpoint's files, every file present with its hash. Returns the manifest.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] naming the folder and the problem.
@@ -166,7 +274,13 @@ pub fn verify_checkpoint(path: &Path) -> Result<Manifest> {
         problem,
     };
     let mpath = path.join("manifest.json");
-    let bytes = std::fs::read(&mpath).map_err(|_| bad(CheckpointProblem::MissingManifest))?;
+    let bytes = match std::fs::read(&mpath) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(bad(CheckpointProblem::MissingManifest));
+        }
+        Err(e) => return Err(Error::io(&mpath, e)),
+    };
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
         bad(CheckpointProblem::Json {
             file: "manifest.json".into(),
@@ -177,6 +291,16 @@ pub fn verify_checkpoint(path: &Path) -> Result<Manifest> {
         return Err(bad(CheckpointProblem::Version {
             expected: FORMAT_VERSION,
             got: manifest.format_version,
+        }));
+    }
+    let mut listed: Vec<&str> = manifest.files.iter().map(|f| f.0.as_str()).collect();
+    listed.sort_unstable();
+    let mut expected = FILES.to_vec();
+    expected.sort_unstable();
+    if listed != expected {
+        return Err(bad(CheckpointProblem::FileList {
+            expected: expected.iter().map(|f| f.to_string()).collect(),
+            got: manifest.files.iter().map(|f| f.0.clone()).collect(),
         }));
     }
     for (file, expected) in &manifest.files {
@@ -236,7 +360,8 @@ impl Learner {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let st = self.state();
         let done = st.epochs_done;
-        let tmp = dir.join(format!(".tmp-ckpt-{done:06}-{}", std::process::id()));
+        let run = self.run_id();
+        let tmp = dir.join(format!("{TMP}{run}-{done:06}-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         }
@@ -254,6 +379,7 @@ impl Learner {
         let next_epoch = st.epoch + 1;
         let state = CheckpointState {
             format_version: FORMAT_VERSION,
+            run_id: run.to_string(),
             arch: self.config().arch.to_string(),
             classes: self.dls().vocab.classes().to_vec(),
             next_epoch,
@@ -270,33 +396,42 @@ impl Learner {
         };
         let state_path = tmp.join("state.json");
         let json = serde_json::to_vec_pretty(&state).expect("state serialises");
-        fastburn_data::write_atomic(&state_path, &json)?;
+        crate::write_atomic(&state_path, &json)?;
         let mut files = Vec::new();
         for f in FILES {
             files.push((f.to_string(), sha256_file(&tmp.join(f))?));
         }
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
+            run_id: run.to_string(),
             epochs_done: done,
             classes: self.dls().vocab.classes().to_vec(),
             files,
         };
         let mjson = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        fastburn_data::write_atomic(&tmp.join("manifest.json"), &mjson)?;
-        let fin = dir.join(ckpt_name(done));
-        let prev = dir.join(format!("{}{PREV}", ckpt_name(done)));
+        crate::write_atomic(&tmp.join("manifest.json"), &mjson)?;
+        let fin = dir.join(ckpt_name(run, done));
+        let prev = dir.join(format!("{}{PREV}", ckpt_name(run, done)));
         if fin.exists() {
-            // Never delete the only copy: move it aside (atomic), move the new one in, and
-            // only then remove the old one. A kill in between leaves a loadable `.prev`.
+            // Never delete the only good copy. A `.prev` left by an interrupted save may be
+            // the good one (when `fin` is corrupt): keep whichever of the two verifies.
             if prev.exists() {
-                std::fs::remove_dir_all(&prev).map_err(|e| Error::io(&prev, e))?;
+                let drop = if verify_checkpoint(&fin).is_ok() {
+                    &prev
+                } else {
+                    &fin
+                };
+                std::fs::remove_dir_all(drop).map_err(|e| Error::io(drop, e))?;
             }
-            std::fs::rename(&fin, &prev).map_err(|e| Error::io(&prev, e))?;
+            // Move the old one aside (atomic), move the new one in, and only then remove
+            // the old one. A kill in between leaves a loadable `.prev`.
+            if fin.exists() {
+                std::fs::rename(&fin, &prev).map_err(|e| Error::io(&prev, e))?;
+            }
         }
+        fastburn_fsio::sync_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        fastburn_fsio::sync_dir(dir).map_err(|e| Error::io(dir, e))?;
         if prev.exists() {
             std::fs::remove_dir_all(&prev).map_err(|e| Error::io(&prev, e))?;
         }
@@ -330,6 +465,21 @@ impl Learner {
                 message: e.to_string(),
             })
         })?;
+        if state.format_version != FORMAT_VERSION {
+            return Err(bad(CheckpointProblem::Version {
+                expected: FORMAT_VERSION,
+                got: state.format_version,
+            }));
+        }
+        for (field, same) in [
+            ("run_id", state.run_id == manifest.run_id),
+            ("classes", state.classes == manifest.classes),
+            ("epochs_done", state.epochs_done == manifest.epochs_done),
+        ] {
+            if !same {
+                return Err(bad(CheckpointProblem::Inconsistent { field }));
+            }
+        }
         if state.arch != self.config().arch.to_string() {
             return Err(bad(CheckpointProblem::Architecture {
                 expected: self.config().arch.to_string(),
@@ -352,6 +502,47 @@ impl Learner {
         let optim_path = path.join("optim.bpk");
         let optim = burn::optim::OptimizerRecord::load(&optim_path)
             .map_err(|e| Error::record(&optim_path, e))?;
+        let state_err = |key: &'static str, value: String, expected: &'static str| {
+            bad(CheckpointProblem::State {
+                key,
+                value,
+                expected,
+            })
+        };
+        let groups = self.layer_groups().len();
+        if state.frozen > groups {
+            return Err(state_err(
+                "frozen",
+                state.frozen.to_string(),
+                "at most the group count",
+            ));
+        }
+        if state.lrs.len() != groups || state.lrs.iter().any(|lr| !lr.is_finite() || *lr < 0.0) {
+            return Err(state_err(
+                "lrs",
+                format!("{:?}", state.lrs),
+                "one finite, non-negative rate per layer group",
+            ));
+        }
+        if !state.mom.is_finite() {
+            return Err(state_err("mom", state.mom.to_string(), "a finite momentum"));
+        }
+        if state.next_epoch > state.n_epochs {
+            return Err(state_err(
+                "next_epoch",
+                state.next_epoch.to_string(),
+                "at most n_epochs",
+            ));
+        }
+        if let Some(t) = &state.thresholds
+            && !crate::inference::thresholds_ok(t, self.dls().vocab.len())
+        {
+            return Err(state_err(
+                "thresholds",
+                format!("{t:?}"),
+                crate::inference::THRESHOLDS_EXPECTED,
+            ));
+        }
         self.set_model(model);
         self.apply_freeze(state.frozen);
         self.opt_mut().load_record(optim);
@@ -370,22 +561,67 @@ impl Learner {
             }
         }
         self.restore_thresholds(state.thresholds);
+        self.set_run_id(&manifest.run_id)?;
         Ok(())
     }
 
-    /// Loads the newest complete checkpoint in `dir`, skipping incomplete or corrupted ones
-    /// (each skip is reported on stderr), and cleans leftovers of interrupted saves.
+    /// Continues a run: loads the newest complete checkpoint of the run `from` names in
+    /// `dir` (skipping incomplete or corrupted ones, each skip reported on stderr), makes
+    /// this learner continue that run ([`Learner::run_id`]) and cleans leftovers of the
+    /// run's interrupted saves. When the good copy was a `.prev` left by a save killed
+    /// while replacing a corrupt checkpoint, it is moved back into place, never deleted.
     /// Returns the folder loaded.
     ///
     /// # Errors
-    /// [`Error::Checkpoint`] with [`CheckpointProblem::NoCheckpoint`] when none is usable;
-    /// a vocabulary or architecture mismatch is an error at once (not skipped).
-    pub fn resume(&mut self, dir: &Path) -> Result<PathBuf> {
-        for ckpt in list_checkpoints(dir) {
-            match self.load_checkpoint(&ckpt) {
+    /// [`Error::Checkpoint`]: [`CheckpointProblem::NoCheckpoint`] /
+    /// [`CheckpointProblem::NoCheckpointOfRun`] when none is usable,
+    /// [`CheckpointProblem::SeveralRuns`] for [`ResumeFrom::OnlyRun`] over several runs; a
+    /// vocabulary or architecture mismatch is an error at once (not skipped).
+    pub fn resume(&mut self, dir: &Path, from: &ResumeFrom) -> Result<PathBuf> {
+        let runs = checkpoint_runs(dir);
+        let run = match from {
+            ResumeFrom::Run(id) => {
+                check_run_id(id)?;
+                id.clone()
+            }
+            ResumeFrom::OnlyRun => match runs.as_slice() {
+                [] => {
+                    return Err(Error::Checkpoint {
+                        path: dir.to_path_buf(),
+                        problem: CheckpointProblem::NoCheckpoint,
+                    });
+                }
+                [one] => one.clone(),
+                _ => {
+                    return Err(Error::Checkpoint {
+                        path: dir.to_path_buf(),
+                        problem: CheckpointProblem::SeveralRuns { runs },
+                    });
+                }
+            },
+        };
+        let entries: Vec<Entry> = checkpoint_entries(dir)
+            .into_iter()
+            .filter(|e| e.run == run)
+            .collect();
+        for e in entries {
+            match self.load_checkpoint(&e.path) {
                 Ok(()) => {
-                    let _ = prune(dir, usize::MAX);
-                    return Ok(ckpt);
+                    let loaded = if e.prev {
+                        let primary = dir.join(ckpt_name(&run, e.n));
+                        if primary.exists() {
+                            std::fs::remove_dir_all(&primary)
+                                .map_err(|err| Error::io(&primary, err))?;
+                        }
+                        std::fs::rename(&e.path, &primary)
+                            .map_err(|err| Error::io(&primary, err))?;
+                        fastburn_fsio::sync_dir(dir).map_err(|err| Error::io(dir, err))?;
+                        primary
+                    } else {
+                        e.path
+                    };
+                    prune(dir, &run, usize::MAX)?;
+                    return Ok(loaded);
                 }
                 Err(Error::Checkpoint {
                     problem:
@@ -395,12 +631,16 @@ impl Learner {
                 }) => {
                     return Err(Error::Checkpoint { path, problem: p });
                 }
-                Err(e) => eprintln!("skipping checkpoint: {e}"),
+                Err(err) => eprintln!("skipping checkpoint: {err}"),
             }
         }
         Err(Error::Checkpoint {
             path: dir.to_path_buf(),
-            problem: CheckpointProblem::NoCheckpoint,
+            problem: if runs.contains(&run) {
+                CheckpointProblem::NoCheckpoint
+            } else {
+                CheckpointProblem::NoCheckpointOfRun { run, found: runs }
+            },
         })
     }
 
@@ -420,7 +660,7 @@ impl Learner {
             .into_record()
             .into_bytes()
             .map_err(|e| Error::record(path, e))?;
-        fastburn_data::write_atomic(path, &bytes)?;
+        crate::write_atomic(path, &bytes)?;
         Ok(())
     }
 

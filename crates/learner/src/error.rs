@@ -183,6 +183,45 @@ pub enum CheckpointProblem {
     /// No checkpoint found in the folder.
     #[error("no complete checkpoint found")]
     NoCheckpoint,
+    /// No complete checkpoint of the named run in the folder.
+    #[error("no complete checkpoint of run `{run}` (runs found: {found:?})")]
+    NoCheckpointOfRun {
+        /// The run asked for.
+        run: String,
+        /// The runs whose checkpoints the folder holds.
+        found: Vec<String>,
+    },
+    /// The folder holds checkpoints of several runs and the resume did not name one.
+    #[error("checkpoints of several runs ({runs:?}): name the run to resume")]
+    SeveralRuns {
+        /// The runs found.
+        runs: Vec<String>,
+    },
+    /// The manifest's file list is not exactly the checkpoint's files (empty, a file
+    /// missing from it, an unknown or path-like name).
+    #[error("manifest lists {got:?}, a checkpoint holds exactly {expected:?}")]
+    FileList {
+        /// The files a checkpoint holds.
+        expected: Vec<String>,
+        /// The manifest's list.
+        got: Vec<String>,
+    },
+    /// A value in `state.json` or a bundle's metadata is out of its range.
+    #[error("`{key}` is {value} ({expected})")]
+    State {
+        /// The key.
+        key: &'static str,
+        /// The value found.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// Two files of one checkpoint disagree (manifest vs `state.json`).
+    #[error("`{field}` differs between manifest.json and state.json")]
+    Inconsistent {
+        /// The field.
+        field: &'static str,
+    },
 }
 
 /// A shorthand for `Result<T, fastburn_learner::Error>`.

@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use fastburn_data::{
-    AugOn, AugPolicy, CsvConfig, DataLoader, Dihedral, ImageDataset, ItemList, LoaderConfig, Task,
-    Transforms, Vocab,
+    AugOn, AugPolicy, CsvConfig, DataLoader, DecodeOptions, Dihedral, ImageDataset, ItemList,
+    LoaderConfig, Task, Transforms, Vocab,
 };
 use fastburn_metrics::{ThresholdGrid, best_threshold, per_class_thresholds};
 use fastburn_models::{Arch, VisionModel, VisionModelConfig};
@@ -164,6 +164,124 @@ pub struct ExportMeta {
     pub thresholds: Vec<f32>,
 }
 
+/// What thresholds must be.
+pub(crate) const THRESHOLDS_EXPECTED: &str = "one threshold, or one per class, each in [0, 1]";
+
+/// One threshold or one per class, each a number in [0, 1].
+pub(crate) fn thresholds_ok(t: &[f32], n_classes: usize) -> bool {
+    (t.len() == 1 || t.len() == n_classes) && t.iter().all(|x| (0.0..=1.0).contains(x))
+}
+
+/// [`thresholds_ok`] as a typed error.
+pub(crate) fn check_thresholds(t: &[f32], n_classes: usize) -> Result<()> {
+    if thresholds_ok(t, n_classes) {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            key: "thresholds",
+            value: format!("{t:?} for {n_classes} classes"),
+            expected: THRESHOLDS_EXPECTED,
+        })
+    }
+}
+
+/// Largest accepted bundle (4 GiB: a ResNet-152 is 0.25 GiB).
+pub const MAX_BUNDLE_BYTES: u64 = 4 << 30;
+
+impl ExportMeta {
+    /// Checks everything a bundle's metadata controls before anything is built from it:
+    /// a sorted vocabulary without duplicates (the order of the logits), thresholds that fit
+    /// it, model sizes in range, and transforms that do not raise the decoder's limits
+    /// above the defaults or ask for absurd image sizes.
+    ///
+    /// # Errors
+    /// [`CheckpointProblem::State`] naming the first key out of range.
+    pub fn validate(&self) -> std::result::Result<(), CheckpointProblem> {
+        let bad = |key: &'static str, value: String, expected: &'static str| {
+            Err(CheckpointProblem::State {
+                key,
+                value,
+                expected,
+            })
+        };
+        let c = &self.classes;
+        if c.is_empty() || c.windows(2).any(|w| w[0] >= w[1]) || c.iter().any(|n| n.is_empty())
+        {
+            return bad(
+                "classes",
+                format!("{c:?}"),
+                "one or more non-empty names, sorted, without duplicates",
+            );
+        }
+        if !thresholds_ok(&self.thresholds, c.len()) {
+            return bad(
+                "thresholds",
+                format!("{:?}", self.thresholds),
+                THRESHOLDS_EXPECTED,
+            );
+        }
+        let m = &self.model;
+        if !(1..=1024).contains(&m.base_width) {
+            return bad("model.base_width", m.base_width.to_string(), "in 1..=1024");
+        }
+        if !(1..=64).contains(&m.in_channels) {
+            return bad("model.in_channels", m.in_channels.to_string(), "in 1..=64");
+        }
+        if m.lin_ftrs.len() > 8 || m.lin_ftrs.iter().any(|w| !(1..=65536).contains(w)) {
+            return bad(
+                "model.lin_ftrs",
+                format!("{:?}", m.lin_ftrs),
+                "at most 8 widths, each in 1..=65536",
+            );
+        }
+        if !(m.ps.is_finite() && (0.0..1.0).contains(&m.ps)) {
+            return bad("model.ps", m.ps.to_string(), "a dropout probability in [0, 1)");
+        }
+        let t = &self.transforms;
+        if !(1..=8192).contains(&t.size) {
+            return bad("transforms.size", t.size.to_string(), "in 1..=8192 px");
+        }
+        let n = &t.normalize;
+        if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) || n.std.iter().any(|v| *v <= 0.0)
+        {
+            return bad(
+                "transforms.normalize",
+                format!("{n:?}"),
+                "finite means and positive standard deviations",
+            );
+        }
+        let d = &t.decode;
+        let lim = DecodeOptions::default();
+        if d.max_width > lim.max_width
+            || d.max_height > lim.max_height
+            || d.max_pixels > lim.max_pixels
+            || d.max_file_bytes > lim.max_file_bytes
+        {
+            return bad(
+                "transforms.decode",
+                format!("{d:?}"),
+                "limits no higher than the decoder's defaults",
+            );
+        }
+        if let Some(x) = t.val_xtra
+            && !(x.is_finite() && (0.0..=1.0).contains(&x))
+        {
+            return bad("transforms.val_xtra", x.to_string(), "in [0, 1]");
+        }
+        for (key, aug) in [
+            ("transforms.aug", t.aug.as_ref()),
+            ("train_aug", self.train_aug.as_ref()),
+        ] {
+            if let Some(a) = aug
+                && let Err(e) = a.validate()
+            {
+                return bad(key, e.to_string(), "a valid augmentation policy");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One image's prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -227,10 +345,12 @@ pub fn tags_of(probs: &[f32], vocab: &Vocab, thresholds: &[f32], task: Task) -> 
             .iter()
             .enumerate()
             .filter(|(c, p)| {
+                // One threshold for all, or one per class; the setters and loaders refuse
+                // any other length, and a missing one reads as "never predicted".
                 let t = if thresholds.len() == 1 {
                     thresholds[0]
                 } else {
-                    thresholds[*c]
+                    thresholds.get(*c).copied().unwrap_or(f32::INFINITY)
                 };
                 **p > t
             })
@@ -275,7 +395,7 @@ pub fn write_submission(
     {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    fastburn_data::write_atomic(path, &bytes)?;
+    crate::write_atomic(path, &bytes)?;
     Ok(())
 }
 
@@ -300,9 +420,14 @@ impl Inference {
         &self.thresholds
     }
 
-    /// Sets the thresholds.
-    pub fn set_thresholds(&mut self, t: Vec<f32>) {
+    /// Sets the thresholds: one for every class, or one per class.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for another length or a value outside [0, 1].
+    pub fn set_thresholds(&mut self, t: Vec<f32>) -> Result<()> {
+        check_thresholds(&t, self.vocab.len())?;
         self.thresholds = t;
+        Ok(())
     }
 
     /// The model (evaluation mode).
@@ -481,7 +606,7 @@ impl Inference {
         {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        fastburn_data::write_atomic(path, &out)?;
+        crate::write_atomic(path, &out)?;
         Ok(())
     }
 }
@@ -497,7 +622,10 @@ pub fn load_learner(path: &Path, device: &Device) -> Result<Inference> {
         path: path.to_path_buf(),
         problem: CheckpointProblem::BadBundle { reason },
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = fastburn_fsio::read_capped(path, MAX_BUNDLE_BYTES).map_err(|e| match e {
+        fastburn_fsio::ReadError::Io(e) => Error::io(path, e),
+        e @ fastburn_fsio::ReadError::TooLarge { .. } => bad(e.to_string()),
+    })?;
     if bytes.len() < 16 + 4 + 8 + 8 + 32 || &bytes[..16] != MAGIC {
         return Err(bad("missing the fastburn export header".into()));
     }
@@ -541,6 +669,10 @@ pub fn load_learner(path: &Path, device: &Device) -> Result<Inference> {
             file: "metadata".into(),
             message: e.to_string(),
         },
+    })?;
+    meta.validate().map_err(|problem| Error::Checkpoint {
+        path: path.to_path_buf(),
+        problem,
     })?;
     let w_at = 28 + json_len;
     let w_len = read_len(w_at)?;
@@ -682,7 +814,7 @@ impl Learner {
                 .map_err(|e| Error::metric("best_threshold", e))?;
             (vec![r.threshold], r.score)
         };
-        self.set_thresholds(t.clone());
+        self.set_thresholds(t.clone())?;
         Ok((t, score))
     }
 }

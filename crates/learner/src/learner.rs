@@ -362,6 +362,7 @@ pub struct Learner {
     out: Option<BatchOutput>,
     features: Option<Arc<FeatureCache>>,
     thresholds: Option<Vec<f32>>,
+    run_id: String,
 }
 
 impl std::fmt::Debug for Learner {
@@ -436,6 +437,7 @@ impl Learner {
             out: None,
             features: None,
             thresholds: None,
+            run_id: crate::checkpoint::new_run_id(),
         };
         for cb in callbacks {
             learn.add_boxed_callback(cb);
@@ -497,6 +499,24 @@ impl Learner {
     /// The loop's state.
     pub fn state(&self) -> &RunState {
         &self.state
+    }
+
+    /// The run this learner's checkpoints belong to: a fresh id when the learner is built,
+    /// the resumed run's after [`Learner::resume`]. Checkpoints carry it in their manifest
+    /// and folder name, and pruning touches this run's checkpoints only.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Makes the learner continue run `id` (what [`Learner::resume`] does after loading).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] unless `id` is 1–64 ASCII letters, digits, `-` or `_`
+    /// (it becomes part of folder names).
+    pub fn set_run_id(&mut self, id: &str) -> Result<()> {
+        crate::checkpoint::check_run_id(id)?;
+        self.run_id = id.to_string();
+        Ok(())
     }
 
     /// The loop's state, to restore it (checkpoints, the LR finder).
@@ -562,8 +582,14 @@ impl Learner {
     }
 
     /// Sets the prediction thresholds (one, or one per class).
-    pub fn set_thresholds(&mut self, t: Vec<f32>) {
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] unless `t` holds one threshold or one per class, each in
+    /// [0, 1].
+    pub fn set_thresholds(&mut self, t: Vec<f32>) -> Result<()> {
+        crate::inference::check_thresholds(&t, self.dls.vocab.len())?;
         self.thresholds = Some(t);
+        Ok(())
     }
 
     /// Forgets tuned thresholds (back to the config's).

@@ -54,8 +54,8 @@ mod step;
 pub use build::{default_callbacks, default_metrics, vision_learner};
 pub use callbacks::{EpochLog, IterLog};
 pub use checkpoint::{
-    CheckpointState, FORMAT_VERSION, Manifest, first_non_finite, list_checkpoints, prune,
-    sha256_file, sha256_hex, verify_checkpoint,
+    CheckpointState, FORMAT_VERSION, Manifest, ResumeFrom, checkpoint_runs, first_non_finite,
+    list_checkpoints, prune, sha256_file, sha256_hex, verify_checkpoint,
 };
 pub use error::{CheckpointProblem, Error, Result};
 pub use fit::{FineTune, OneCycle, Sgdr};
@@ -73,3 +73,9 @@ pub use plot::{LinePlot, Marker, Series, tick_label};
 pub use precompute::PrecomputeReport;
 pub use schedule::{Combined, FitSchedule, Lrs, Sched, even_mults};
 pub use step::{BatchOutput, FeatureCache, Forward, Preds, eval_batch};
+
+/// [`fastburn_fsio::write_atomic`] with the error as this crate's [`Error::Io`] (a run
+/// failure, not the user's input).
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    fastburn_fsio::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
+}

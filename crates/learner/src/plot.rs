@@ -192,7 +192,7 @@ impl LinePlot {
         {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        fastburn_data::write_atomic(path, &bytes)?;
+        crate::write_atomic(path, &bytes)?;
         Ok(())
     }
 }

@@ -154,7 +154,7 @@ fn export_load_predict_gives_the_learners_probabilities() {
     let dir = tempfile::tempdir().unwrap();
     let mut l = common::learner(dir.path(), 24, 32, 8);
     l.fit(1, 1e-3).unwrap();
-    l.set_thresholds(vec![0.3]);
+    l.set_thresholds(vec![0.3]).unwrap();
     let bundle = dir.path().join("export.fbx");
     l.export(&bundle).unwrap();
     let loaded = load_learner(&bundle, &Device::flex()).unwrap();
@@ -323,4 +323,102 @@ fn progressive_resizing_keeps_model_and_optimiser() {
             },
         );
     assert!(l.set_data(other).is_err());
+}
+
+/// A copy of bundle `src` at `dst` with its metadata JSON edited and the checksum trailer
+/// recomputed, so only the edit is wrong.
+fn edit_bundle(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    let b = std::fs::read(src).unwrap();
+    let json_len = u64::from_le_bytes(b[20..28].try_into().unwrap()) as usize;
+    let mut meta: serde_json::Value = serde_json::from_slice(&b[28..28 + json_len]).unwrap();
+    edit(&mut meta);
+    let json = serde_json::to_vec(&meta).unwrap();
+    let mut out = b[..20].to_vec();
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&b[28 + json_len..b.len() - 32]);
+    let hex = fastburn_learner::sha256_hex(&out);
+    let digest: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    out.extend_from_slice(&digest);
+    std::fs::write(dst, out).unwrap();
+}
+
+/// Issue 13 item 9: a bundle's metadata was trusted. Thresholds of the wrong length
+/// panicked in `tags_of`, unsorted classes were re-sorted (wrong tag names, silently), and
+/// sizes, dropout and decoder limits came in unchecked.
+#[test]
+fn bundle_metadata_is_validated_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = common::learner(dir.path(), 24, 32, 8);
+    let bundle = dir.path().join("export.fbx");
+    l.export(&bundle).unwrap();
+    let bad = dir.path().join("bad.fbx");
+    // The unedited copy loads: the helper itself is sound.
+    edit_bundle(&bundle, &bad, |_| {});
+    load_learner(&bad, &Device::flex()).unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        ("thresholds", Box::new(|m| m["thresholds"] = serde_json::json!([0.1, 0.2]))),
+        ("thresholds", Box::new(|m| m["thresholds"] = serde_json::json!([1.5]))),
+        (
+            "classes",
+            Box::new(|m| m["classes"].as_array_mut().unwrap().reverse()),
+        ),
+        (
+            "classes",
+            Box::new(|m| {
+                let first = m["classes"][0].clone();
+                m["classes"].as_array_mut().unwrap()[1] = first;
+            }),
+        ),
+        ("model.base_width", Box::new(|m| m["model"]["base_width"] = 0.into())),
+        ("model.ps", Box::new(|m| m["model"]["ps"] = 1.0.into())),
+        ("model.in_channels", Box::new(|m| m["model"]["in_channels"] = 100000.into())),
+        ("transforms.size", Box::new(|m| m["transforms"]["size"] = 100000.into())),
+        (
+            "transforms.decode",
+            Box::new(|m| m["transforms"]["decode"]["max_pixels"] = u64::MAX.into()),
+        ),
+    ];
+    for (key, edit) in cases {
+        edit_bundle(&bundle, &bad, edit);
+        let e = load_learner(&bad, &Device::flex()).unwrap_err();
+        assert!(
+            e.to_string().contains(key) && e.to_string().contains("bad.fbx"),
+            "{key}: {e}"
+        );
+    }
+    // The same checks guard the setters.
+    assert!(l.set_thresholds(vec![0.2; 2]).is_err());
+    assert!(l.set_thresholds(vec![f32::NAN]).is_err());
+    let n = l.dls().vocab.len();
+    l.set_thresholds(vec![0.2; n]).unwrap();
+    let mut inf = l.inference();
+    assert!(inf.set_thresholds(vec![0.5; n + 1]).is_err());
+}
+
+/// Issue 13 item 12: activations cached for the old weights must not outlive them.
+#[test]
+fn precomputed_activations_are_dropped_when_weights_are_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = common::learner(dir.path(), 24, 32, 8);
+    l.freeze();
+    let weights = dir.path().join("w.bpk");
+    l.save_weights(&weights).unwrap();
+    let ck = l.save_checkpoint(&dir.path().join("ck")).unwrap();
+    l.precompute().unwrap();
+    l.load_weights(&weights).unwrap();
+    assert!(!l.is_precomputed(), "load_weights");
+    l.precompute().unwrap();
+    l.load_checkpoint(&ck).unwrap();
+    assert!(!l.is_precomputed(), "load_checkpoint");
+    l.precompute().unwrap();
+    let m = l.model().clone();
+    l.set_model(m);
+    assert!(!l.is_precomputed(), "set_model");
 }

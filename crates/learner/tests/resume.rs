@@ -4,7 +4,7 @@
 mod common;
 
 use fastburn_learner::callbacks::Checkpointer;
-use fastburn_learner::{Callback, Flow, Learner, OptimizerConfig, Result};
+use fastburn_learner::{Callback, Flow, Learner, OptimizerConfig, Result, ResumeFrom};
 
 struct StopAfterEpochs(usize);
 
@@ -41,8 +41,8 @@ fn two_epochs_stop_resume_two_epochs_equals_four_straight() {
         assert_eq!(b.history().len(), 2);
         drop(b);
         let mut c = common::learner_with(dir.path(), 40, 32, 8, cfg);
-        let loaded = c.resume(&ck).unwrap();
-        assert!(loaded.ends_with("ckpt-000002"));
+        let loaded = c.resume(&ck, &ResumeFrom::OnlyRun).unwrap();
+        assert!(loaded.ends_with(format!("ckpt-{}-000002", c.run_id())));
         c.fit_one_cycle(4, 1e-2).unwrap();
 
         assert_eq!(

@@ -67,7 +67,7 @@ impl Callback for CsvLogger {
             out.push_str(&format!(",{:.3}\n", row.seconds));
         }
         ensure_parent(&self.path)?;
-        fastburn_data::write_atomic(&self.path, out.as_bytes())?;
+        crate::write_atomic(&self.path, out.as_bytes())?;
         Ok(Flow::Continue)
     }
 }
@@ -97,7 +97,7 @@ impl Callback for JsonLogger {
     fn after_epoch(&mut self, l: &mut Learner) -> Result<Flow> {
         let json = serde_json::to_vec_pretty(l.history()).expect("history serialises");
         ensure_parent(&self.path)?;
-        fastburn_data::write_atomic(&self.path, &json)?;
+        crate::write_atomic(&self.path, &json)?;
         Ok(Flow::Continue)
     }
 }

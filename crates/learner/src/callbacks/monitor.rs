@@ -206,7 +206,8 @@ impl Callback for SaveBestModel {
 }
 
 /// Writes a complete checkpoint (model, optimiser, schedule position, history, vocabulary;
-/// manifest last) into `dir` after every `every` epochs and keeps the last `keep`.
+/// manifest last) into `dir` after every `every` epochs and keeps the run's last `keep`
+/// (other runs' checkpoints in `dir` are left alone).
 #[derive(Debug, Clone)]
 pub struct Checkpointer {
     dir: PathBuf,
@@ -250,7 +251,7 @@ impl Callback for Checkpointer {
     fn after_epoch(&mut self, l: &mut Learner) -> Result<Flow> {
         if l.state().epochs_done.is_multiple_of(self.every) {
             l.save_checkpoint(&self.dir)?;
-            crate::checkpoint::prune(&self.dir, self.keep)?;
+            crate::checkpoint::prune(&self.dir, l.run_id(), self.keep)?;
         }
         Ok(Flow::Continue)
     }
