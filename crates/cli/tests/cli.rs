@@ -468,7 +468,10 @@ fn train_on_a_csv_without_any_tag_exits_2_naming_the_file() {
     ]);
     assert_status(&out, 2);
     let err = text(&out.stderr);
-    assert!(err.contains("untagged.csv") && err.contains("no row carries a tag"), "{err}");
+    assert!(
+        err.contains("untagged.csv") && err.contains("no row carries a tag"),
+        "{err}"
+    );
 }
 
 fn read_submission(path: &Path) -> Vec<(String, String)> {

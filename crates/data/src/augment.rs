@@ -365,9 +365,21 @@ impl RandomResizedCrop {
     /// [`Error::InvalidConfig`] naming the first field out of range.
     pub fn validate(&self) -> Result<()> {
         in_range("min_scale", self.min_scale, 1e-6, 1.0, "in (0, 1]")?;
-        in_range("max_scale", self.max_scale, self.min_scale, 1.0, "in [min_scale, 1]")?;
+        in_range(
+            "max_scale",
+            self.max_scale,
+            self.min_scale,
+            1.0,
+            "in [min_scale, 1]",
+        )?;
         in_range("min_ratio", self.min_ratio, 1e-3, 1e3, "in (0, 1000]")?;
-        in_range("max_ratio", self.max_ratio, self.min_ratio, 1e3, "in [min_ratio, 1000]")
+        in_range(
+            "max_ratio",
+            self.max_ratio,
+            self.min_ratio,
+            1e3,
+            "in [min_ratio, 1000]",
+        )
     }
 }
 
@@ -389,9 +401,21 @@ impl AugPolicy {
     /// [`Error::InvalidConfig`] naming the first field out of range.
     pub fn validate(&self) -> Result<()> {
         in_range("p_flip", self.p_flip, 0.0, 1.0, "a probability in [0, 1]")?;
-        in_range("max_rotate", self.max_rotate, 0.0, 180.0, "degrees in [0, 180]")?;
+        in_range(
+            "max_rotate",
+            self.max_rotate,
+            0.0,
+            180.0,
+            "degrees in [0, 180]",
+        )?;
         in_range("min_zoom", self.min_zoom, 0.01, 100.0, "in [0.01, 100]")?;
-        in_range("max_zoom", self.max_zoom, self.min_zoom, 100.0, "in [min_zoom, 100]")?;
+        in_range(
+            "max_zoom",
+            self.max_zoom,
+            self.min_zoom,
+            100.0,
+            "in [min_zoom, 100]",
+        )?;
         in_range("max_warp", self.max_warp, 0.0, 1.0, "in [0, 1)")?;
         if self.max_warp >= 1.0 {
             return Err(Error::InvalidConfig {
@@ -400,7 +424,13 @@ impl AugPolicy {
                 expected: "in [0, 1)",
             });
         }
-        in_range("p_affine", self.p_affine, 0.0, 1.0, "a probability in [0, 1]")?;
+        in_range(
+            "p_affine",
+            self.p_affine,
+            0.0,
+            1.0,
+            "a probability in [0, 1]",
+        )?;
         in_range("max_lighting", self.max_lighting, 0.0, 1.0, "in [0, 1)")?;
         if self.max_lighting >= 1.0 {
             return Err(Error::InvalidConfig {
@@ -409,7 +439,13 @@ impl AugPolicy {
                 expected: "in [0, 1)",
             });
         }
-        in_range("p_lighting", self.p_lighting, 0.0, 1.0, "a probability in [0, 1]")?;
+        in_range(
+            "p_lighting",
+            self.p_lighting,
+            0.0,
+            1.0,
+            "a probability in [0, 1]",
+        )?;
         match &self.random_resized_crop {
             Some(rrc) => rrc.validate(),
             None => Ok(()),

@@ -9,7 +9,6 @@
 //! bare patches (`bare_ground`), and six rare tags. Global colour jitter, haze, clouds,
 //! noise and JPEG compression keep it from being separable by mean colour.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::config::Config;

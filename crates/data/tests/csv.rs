@@ -226,9 +226,11 @@ fn missing_columns_and_empty_files() {
         problems(load(dir.path(), &img, b"")),
         vec![(1, CsvProblemKind::Empty)]
     );
-    // Header only: no rows, no error.
-    let list = load(dir.path(), &img, b"image_name,tags\n").unwrap();
-    assert!(list.is_empty());
+    // Header only: no rows, so no class to learn — a typed error naming the file.
+    assert!(matches!(
+        load(dir.path(), &img, b"image_name,tags\n"),
+        Err(Error::NoClasses { rows: 0, .. })
+    ));
     // Invalid UTF-8 in the header.
     let p = problems(load(dir.path(), &img, b"image_name,ta\xffgs\na,b\n"));
     assert!(p.contains(&(1, CsvProblemKind::InvalidUtf8 { column: 1 })));

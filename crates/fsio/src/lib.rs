@@ -143,7 +143,10 @@ mod tests {
         });
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 4096);
-        assert!(bytes.iter().all(|&b| b == bytes[0]), "one writer's bytes, whole");
+        assert!(
+            bytes.iter().all(|&b| b == bytes[0]),
+            "one writer's bytes, whole"
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file left behind");
     }
@@ -170,7 +173,10 @@ mod tests {
         assert_eq!(read_capped(&path, 100).unwrap().len(), 100);
         assert!(matches!(
             read_capped(&path, 99),
-            Err(ReadError::TooLarge { size: 100, limit: 99 })
+            Err(ReadError::TooLarge {
+                size: 100,
+                limit: 99
+            })
         ));
         assert!(matches!(
             read_capped(&dir.path().join("missing"), 10),

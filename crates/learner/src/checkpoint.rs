@@ -253,8 +253,8 @@ pub fn prune(dir: &Path, run: &str, keep: usize) -> Result<()> {
             let Ok(pid) = pid.parse::<u32>() else {
                 continue;
             };
-            let ours = pid == std::process::id()
-                && head.rsplit_once('-').is_some_and(|(r, _)| r == run);
+            let ours =
+                pid == std::process::id() && head.rsplit_once('-').is_some_and(|(r, _)| r == run);
             if ours || !process_alive(pid) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -487,7 +487,15 @@ impl Learner {
             }));
         }
         let model_path = path.join("model.bpk");
-        let record = ModuleRecord::load(&model_path).map_err(|e| Error::record(&model_path, e))?;
+        // Read into memory: Burn's file readers are lazy, so a record loaded by path would
+        // read its tensors later from a folder that pruning or a resume's repair may have
+        // renamed or removed by then.
+        let read = |p: &Path| -> Result<burn::tensor::Bytes> {
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            Ok(burn::tensor::Bytes::from_bytes_vec(bytes))
+        };
+        let record = ModuleRecord::from_bytes(read(&model_path)?)
+            .map_err(|e| Error::record(&model_path, e))?;
         let model = self
             .model()
             .clone()
@@ -500,7 +508,7 @@ impl Learner {
             });
         }
         let optim_path = path.join("optim.bpk");
-        let optim = burn::optim::OptimizerRecord::load(&optim_path)
+        let optim = burn::optim::OptimizerRecord::from_bytes(read(&optim_path)?)
             .map_err(|e| Error::record(&optim_path, e))?;
         let state_err = |key: &'static str, value: String, expected: &'static str| {
             bad(CheckpointProblem::State {
@@ -526,13 +534,6 @@ impl Learner {
         }
         if !state.mom.is_finite() {
             return Err(state_err("mom", state.mom.to_string(), "a finite momentum"));
-        }
-        if state.next_epoch > state.n_epochs {
-            return Err(state_err(
-                "next_epoch",
-                state.next_epoch.to_string(),
-                "at most n_epochs",
-            ));
         }
         if let Some(t) = &state.thresholds
             && !crate::inference::thresholds_ok(t, self.dls().vocab.len())

@@ -205,8 +205,7 @@ impl ExportMeta {
             })
         };
         let c = &self.classes;
-        if c.is_empty() || c.windows(2).any(|w| w[0] >= w[1]) || c.iter().any(|n| n.is_empty())
-        {
+        if c.is_empty() || c.windows(2).any(|w| w[0] >= w[1]) || c.iter().any(|n| n.is_empty()) {
             return bad(
                 "classes",
                 format!("{c:?}"),
@@ -235,15 +234,18 @@ impl ExportMeta {
             );
         }
         if !(m.ps.is_finite() && (0.0..1.0).contains(&m.ps)) {
-            return bad("model.ps", m.ps.to_string(), "a dropout probability in [0, 1)");
+            return bad(
+                "model.ps",
+                m.ps.to_string(),
+                "a dropout probability in [0, 1)",
+            );
         }
         let t = &self.transforms;
         if !(1..=8192).contains(&t.size) {
             return bad("transforms.size", t.size.to_string(), "in 1..=8192 px");
         }
         let n = &t.normalize;
-        if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) || n.std.iter().any(|v| *v <= 0.0)
-        {
+        if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) || n.std.iter().any(|v| *v <= 0.0) {
             return bad(
                 "transforms.normalize",
                 format!("{n:?}"),

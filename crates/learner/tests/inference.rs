@@ -363,8 +363,14 @@ fn bundle_metadata_is_validated_on_load() {
     edit_bundle(&bundle, &bad, |_| {});
     load_learner(&bad, &Device::flex()).unwrap();
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
-        ("thresholds", Box::new(|m| m["thresholds"] = serde_json::json!([0.1, 0.2]))),
-        ("thresholds", Box::new(|m| m["thresholds"] = serde_json::json!([1.5]))),
+        (
+            "thresholds",
+            Box::new(|m| m["thresholds"] = serde_json::json!([0.1, 0.2])),
+        ),
+        (
+            "thresholds",
+            Box::new(|m| m["thresholds"] = serde_json::json!([1.5])),
+        ),
         (
             "classes",
             Box::new(|m| m["classes"].as_array_mut().unwrap().reverse()),
@@ -376,10 +382,19 @@ fn bundle_metadata_is_validated_on_load() {
                 m["classes"].as_array_mut().unwrap()[1] = first;
             }),
         ),
-        ("model.base_width", Box::new(|m| m["model"]["base_width"] = 0.into())),
+        (
+            "model.base_width",
+            Box::new(|m| m["model"]["base_width"] = 0.into()),
+        ),
         ("model.ps", Box::new(|m| m["model"]["ps"] = 1.0.into())),
-        ("model.in_channels", Box::new(|m| m["model"]["in_channels"] = 100000.into())),
-        ("transforms.size", Box::new(|m| m["transforms"]["size"] = 100000.into())),
+        (
+            "model.in_channels",
+            Box::new(|m| m["model"]["in_channels"] = 100000.into()),
+        ),
+        (
+            "transforms.size",
+            Box::new(|m| m["transforms"]["size"] = 100000.into()),
+        ),
         (
             "transforms.decode",
             Box::new(|m| m["transforms"]["decode"]["max_pixels"] = u64::MAX.into()),
