@@ -338,11 +338,7 @@ impl PlanetRecipe {
         // Data.
         let (csv, test_dir) = self.dataset()?;
         let list = csv.load()?;
-        let split = Splitter::RandomPct {
-            valid_pct: self.valid_pct,
-            seed: self.seed as u32,
-        }
-        .split(list.len())?;
+        let split = Splitter::random_pct(self.valid_pct, self.seed)?.split(list.len())?;
         say!(
             self,
             "{} images ({} train, {} valid), {} tags, {:?}",

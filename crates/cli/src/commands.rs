@@ -38,7 +38,12 @@ impl DataArgs {
 /// A bad flag, or a file that cannot be written.
 pub fn synth(a: &SynthArgs) -> Result<()> {
     CliError::check(a.n > 0, "--n", a.n, "at least 1 chip")?;
-    CliError::check(a.size >= 16, "--size", a.size, "at least 16 pixels")?;
+    CliError::check(
+        (16..=4096).contains(&a.size),
+        "--size",
+        a.size,
+        "16 to 4096 pixels",
+    )?;
     CliError::check(
         (1..=100).contains(&a.quality),
         "--quality",
@@ -195,7 +200,12 @@ fn create_parent(path: &Path) -> Result<()> {
 /// A bad flag; data, weights or device errors; the plot cannot be written.
 pub fn lr_find(a: &LrFindArgs) -> Result<()> {
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
-    CliError::check(a.size >= 32, "--size", a.size, "at least 32 pixels")?;
+    CliError::check(
+        (32..=4096).contains(&a.size),
+        "--size",
+        a.size,
+        "32 to 4096 pixels",
+    )?;
     CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
     CliError::check(
         a.start > 0.0 && a.start.is_finite(),
@@ -218,11 +228,7 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
     )?;
     let device = a.device.device()?;
     let list = a.data.csv_config().load()?;
-    let split = Splitter::RandomPct {
-        valid_pct: a.valid_pct,
-        seed: a.seed as u32,
-    }
-    .split(list.len())?;
+    let split = Splitter::random_pct(a.valid_pct, a.seed)?.split(list.len())?;
     let dcfg = DataLoadersConfig::new(a.size)
         .with_batch_size(a.bs)
         .with_workers(a.workers)
@@ -283,7 +289,12 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
 pub fn show_batch(a: &ShowBatchArgs) -> Result<()> {
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
     CliError::check(a.cols > 0, "--cols", a.cols, "at least 1")?;
-    CliError::check(a.size >= 8, "--size", a.size, "at least 8 pixels")?;
+    CliError::check(
+        (8..=4096).contains(&a.size),
+        "--size",
+        a.size,
+        "8 to 4096 pixels",
+    )?;
     CliError::check(
         (0.0..1.0).contains(&a.valid_pct),
         "--valid-pct",
@@ -291,11 +302,7 @@ pub fn show_batch(a: &ShowBatchArgs) -> Result<()> {
         "a fraction from 0 up to (not including) 1",
     )?;
     let list = a.data.csv_config().load()?;
-    let split = Splitter::RandomPct {
-        valid_pct: a.valid_pct,
-        seed: a.seed as u32,
-    }
-    .split(list.len())?;
+    let split = Splitter::random_pct(a.valid_pct, a.seed)?.split(list.len())?;
     let dcfg = DataLoadersConfig::new(a.size)
         .with_batch_size(a.bs)
         .with_workers(1)
@@ -318,7 +325,12 @@ pub fn show_batch(a: &ShowBatchArgs) -> Result<()> {
 /// # Errors
 /// A bad flag or an unavailable device.
 pub fn summary_cmd(a: &SummaryArgs) -> Result<()> {
-    CliError::check(a.size >= 32, "--size", a.size, "at least 32 pixels")?;
+    CliError::check(
+        (32..=4096).contains(&a.size),
+        "--size",
+        a.size,
+        "32 to 4096 pixels",
+    )?;
     CliError::check(a.classes > 0, "--classes", a.classes, "at least 1")?;
     CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
@@ -335,7 +347,12 @@ pub fn summary_cmd(a: &SummaryArgs) -> Result<()> {
 /// # Errors
 /// A bad flag or an unavailable device.
 pub fn bench(a: &BenchArgs) -> Result<()> {
-    CliError::check(a.size >= 32, "--size", a.size, "at least 32 pixels")?;
+    CliError::check(
+        (32..=4096).contains(&a.size),
+        "--size",
+        a.size,
+        "32 to 4096 pixels",
+    )?;
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
     CliError::check(a.iters > 0, "--iters", a.iters, "at least 1")?;
     CliError::check(a.classes > 0, "--classes", a.classes, "at least 1")?;

@@ -474,6 +474,34 @@ fn train_on_a_csv_without_any_tag_exits_2_naming_the_file() {
     );
 }
 
+/// Issue 13 item 13: `--seed` is 64-bit but the split's permutation takes 32 bits; a larger
+/// seed was silently truncated (2^32 split like 0).
+#[test]
+fn a_seed_beyond_32_bits_exits_2_naming_it() {
+    let d = dataset();
+    let dir = TempDir::new().unwrap();
+    let out = fastburn(&[
+        "lr-find",
+        "--csv",
+        s(&d.join("labels.csv")),
+        "--images",
+        s(&d.join("train-jpg")),
+        "--width",
+        "8",
+        "--size",
+        "32",
+        "--seed",
+        "4294967296",
+        "--device",
+        "flex",
+        "--out",
+        s(&dir.path().join("lr.png")),
+    ]);
+    assert_status(&out, 2);
+    let err = text(&out.stderr);
+    assert!(err.contains("seed") && err.contains("4294967296"), "{err}");
+}
+
 fn read_submission(path: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
@@ -802,6 +830,8 @@ fn bad_flag_values_exit_2_naming_the_flag() {
             "--recipe",
         ),
         (vec!["summary", "--size", "16"], "--size"),
+        // Issue 13 item 13: used to abort on a huge allocation.
+        (vec!["summary", "--size", "100000"], "--size"),
         (vec!["bench", "--iters", "0"], "--iters"),
         (
             vec![

@@ -653,21 +653,30 @@ fn parse_rows(
 
     let mut rows = Vec::new();
     let mut first_seen: HashMap<String, u64> = HashMap::new();
+    // The line of the last record read: an error without a position (an I/O error) is
+    // reported on the line after it, never as "line 0".
+    let mut last_line = header_line;
     for rec in records {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(last_line + 1, |p| p.line());
+                let io = matches!(e.kind(), csv::ErrorKind::Io(_));
                 problems.push(
                     line,
                     CsvProblemKind::Read {
                         message: e.to_string(),
                     },
                 );
+                if io {
+                    // The rest of the file cannot be read.
+                    break;
+                }
                 continue;
             }
         };
-        let line = rec.position().map_or(0, |p| p.line());
+        let line = rec.position().map_or(last_line + 1, |p| p.line());
+        last_line = line;
         // A blank line is skipped by the CSV reader; a line of only whitespace is one field.
         if rec.len() == 1 && rec[0].iter().all(u8::is_ascii_whitespace) {
             continue;

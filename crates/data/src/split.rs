@@ -192,6 +192,26 @@ impl Default for Splitter {
 }
 
 impl Splitter {
+    /// fastai's random split with a run's 64-bit seed: NumPy's permutation takes a 32-bit
+    /// seed, so a larger one is refused rather than silently truncated.
+    ///
+    /// ```
+    /// use fastburn_data::Splitter;
+    /// assert!(Splitter::random_pct(0.2, 42).is_ok());
+    /// assert!(Splitter::random_pct(0.2, 1 << 32).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] naming `seed` when it does not fit 32 bits.
+    pub fn random_pct(valid_pct: f64, seed: u64) -> Result<Splitter> {
+        let seed = u32::try_from(seed).map_err(|_| crate::Error::InvalidConfig {
+            key: "seed",
+            value: seed.to_string(),
+            expected: "at most 4294967295 (the split is NumPy's 32-bit-seeded permutation)",
+        })?;
+        Ok(Splitter::RandomPct { valid_pct, seed })
+    }
+
     /// Splits `n` items.
     ///
     /// # Errors

@@ -404,6 +404,32 @@ pub fn cached_path(weights: impl Into<Weights>) -> Result<PathBuf, Error> {
         .join(weights.into().info().file_name()))
 }
 
+/// Whether `url`'s host is this machine (`localhost`, `127.0.0.0/8`, `[::1]`), read as a URL
+/// reader would: after the scheme and any `user@`, before the port and path. A prefix
+/// match is not enough: `localhost.evil.com` and `127.0.0.1.evil.com` are other machines.
+#[cfg_attr(not(feature = "pretrained"), allow(dead_code))]
+pub(crate) fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, _)) => {
+                return h
+                    .parse::<std::net::Ipv6Addr>()
+                    .is_ok_and(|a| a.is_loopback());
+            }
+            None => return false,
+        }
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
 #[cfg(feature = "pretrained")]
 pub use download::{MAX_DOWNLOAD_BYTES, download, fetch, fetch_url, pretrained, pretrained_body};
 
@@ -475,10 +501,7 @@ mod download {
         download(url, dest, checksum, progress)
     }
 
-    fn is_loopback(url: &str) -> bool {
-        let host = url.split("://").nth(1).unwrap_or(url);
-        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
-    }
+    use super::is_loopback;
 
     /// Downloads `url` to `dest` atomically: the body streams into a temporary file in
     /// `dest`'s directory while its SHA-256 is computed; only a complete body (as long as
@@ -612,6 +635,28 @@ mod download {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_is_the_host_not_a_prefix() {
+        for url in [
+            "http://127.0.0.1:8080/w.pth",
+            "http://localhost/w.pth",
+            "http://LOCALHOST:1/x",
+            "http://[::1]:9/x",
+            "http://user@127.0.0.2/x",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://localhost.evil.com/w.pth",
+            "http://127.0.0.1.evil.com/x",
+            "https://download.pytorch.org/models/resnet34-b627a593.pth",
+            "http://127.0.0.1@evil.com/x",
+            "http://[::2]/x",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
 
     #[test]
     fn cache_dir_precedence() {
