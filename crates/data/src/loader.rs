@@ -315,7 +315,7 @@ impl EpochIter {
 
     fn next_result(&mut self, b: usize) -> Result<CpuBatch> {
         if self.cfg.workers == 0 {
-            return build_batch(
+            return build_batch_contained(
                 &self.dataset,
                 &self.cfg,
                 self.epoch,
@@ -367,28 +367,33 @@ impl Iterator for EpochIter {
         if self.done {
             return None;
         }
-        let b = self.shared.window.lock().expect("loader lock").consumed;
-        if b >= self.batches.len() {
-            self.done = true;
-            self.stop_workers();
-            return None;
-        }
-        let r = self.next_result(b);
-        {
-            let mut w = self.shared.window.lock().expect("loader lock");
-            w.consumed += 1;
-        }
-        self.shared.cond.notify_all();
-        match r {
-            Ok(batch) => {
-                self.delivered_items += batch.len();
-                Some(Ok(batch))
-            }
-            Err(e) => {
+        loop {
+            let b = self.shared.window.lock().expect("loader lock").consumed;
+            if b >= self.batches.len() {
                 self.done = true;
                 self.stop_workers();
-                Some(Err(e))
+                return None;
             }
+            let r = self.next_result(b);
+            {
+                let mut w = self.shared.window.lock().expect("loader lock");
+                w.consumed += 1;
+            }
+            self.shared.cond.notify_all();
+            return match r {
+                // Every item of this batch was skipped (`OnError::Skip`): an empty batch
+                // would reach the model as a NaN loss, so go on to the next one.
+                Ok(batch) if batch.is_empty() => continue,
+                Ok(batch) => {
+                    self.delivered_items += batch.len();
+                    Some(Ok(batch))
+                }
+                Err(e) => {
+                    self.done = true;
+                    self.stop_workers();
+                    Some(Err(e))
+                }
+            };
         }
     }
 
@@ -426,19 +431,33 @@ fn worker(
             w.in_flight_max = w.in_flight_max.max(w.next - w.consumed);
             b
         };
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            build_batch(ds, cfg, epoch, &batches[b], b, shared, first_skip)
-        }))
-        .unwrap_or_else(|p| {
-            Err(Error::WorkerDied {
-                epoch,
-                message: format!("batch {b}: {}", panic_message(p.as_ref())),
-            })
-        });
+        let r = build_batch_contained(ds, cfg, epoch, &batches[b], b, shared, first_skip);
         if tx.send((b, r)).is_err() {
             return; // the consumer is gone
         }
     }
+}
+
+/// [`build_batch`] with a panic (in augmentation, a custom decoder, anything) turned into
+/// [`Error::WorkerDied`], on a worker thread or on the caller's (`workers = 0`) alike.
+fn build_batch_contained(
+    ds: &ImageDataset,
+    cfg: &LoaderConfig,
+    epoch: usize,
+    indices: &[usize],
+    b: usize,
+    shared: &Shared,
+    first_skip: &Mutex<Option<Error>>,
+) -> Result<CpuBatch> {
+    catch_unwind(AssertUnwindSafe(|| {
+        build_batch(ds, cfg, epoch, indices, b, shared, first_skip)
+    }))
+    .unwrap_or_else(|p| {
+        Err(Error::WorkerDied {
+            epoch,
+            message: format!("batch {b}: {}", panic_message(p.as_ref())),
+        })
+    })
 }
 
 fn build_batch(

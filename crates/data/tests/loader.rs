@@ -215,3 +215,40 @@ fn device_augmentation_leaves_raw_pixels_and_parameters() {
     assert!(v.iter().any(|&x| x < 0.0), "normalised on the device");
     assert_eq!(batch.targets.try_into_vec_as::<f32>().unwrap(), b.targets);
 }
+
+/// Issue 13 item 11: with `OnError::Skip`, a batch whose every item failed came out empty
+/// and reached the model as a NaN loss. It is skipped now, for any number of workers.
+#[test]
+fn a_batch_whose_items_are_all_skipped_is_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dataset(12, dir.path());
+    let bad: fastburn_data::DecodeFn = Arc::new(|p: &Path, o: &DecodeOptions| {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        // Items 4..8: the whole of batch 1.
+        if ["train_4", "train_5", "train_6", "train_7"].contains(&stem) {
+            return Err(Error::Truncated {
+                path: p.to_path_buf(),
+                format: fastburn_data::ImageFormat::Jpeg,
+            });
+        }
+        load_rgb_with(p, o).map(|d| d.image)
+    });
+    for workers in [0, 2] {
+        let ds = ImageDataset::new(list.clone(), Transforms::new(16), 0).with_decoder(bad.clone());
+        let dl = DataLoader::new(
+            ds,
+            LoaderConfig::new()
+                .with_batch_size(4)
+                .with_workers(workers)
+                .with_on_error(OnError::Skip { max: 10 }),
+        );
+        let mut it = dl.epoch(0);
+        let batches: Vec<CpuBatch> = it.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            batches.iter().map(CpuBatch::len).collect::<Vec<_>>(),
+            [4, 4],
+            "workers={workers}"
+        );
+        assert_eq!(it.skipped(), 4);
+    }
+}
