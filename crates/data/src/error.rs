@@ -46,7 +46,7 @@ pub enum Error {
     /// The file is larger than [`DecodeOptions::max_file_bytes`](crate::DecodeOptions).
     #[error("{path}: file is {size} bytes, above the limit of {limit} bytes")]
     FileTooLarge {
-        /// The image file.
+        /// The file (an image, or a labels CSV).
         path: PathBuf,
         /// Its size in bytes.
         size: u64,

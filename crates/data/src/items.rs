@@ -321,8 +321,18 @@ pub(crate) struct Row {
 }
 
 /// Reads and checks every row; rows with problems are left out and their problems listed.
+/// Largest labels CSV read (1 GiB; Planet's `train_v2.csv` is 1.4 MB), checked before reading.
+pub const MAX_CSV_BYTES: u64 = 1 << 30;
+
 pub(crate) fn read_rows(cfg: &CsvConfig) -> Result<(Vec<Row>, CsvProblems)> {
-    let bytes = std::fs::read(&cfg.csv).map_err(|e| Error::io(&cfg.csv, e))?;
+    let bytes = fastburn_fsio::read_capped(&cfg.csv, MAX_CSV_BYTES).map_err(|e| match e {
+        fastburn_fsio::ReadError::Io(e) => Error::io(&cfg.csv, e),
+        fastburn_fsio::ReadError::TooLarge { size, limit } => Error::FileTooLarge {
+            path: cfg.csv.clone(),
+            size,
+            limit,
+        },
+    })?;
     let root_canonical = std::fs::canonicalize(&cfg.images).ok();
     let mut problems = CsvProblems::default();
     let rows = parse_rows(&bytes, cfg, root_canonical.as_deref(), &mut problems);

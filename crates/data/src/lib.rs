@@ -64,7 +64,9 @@ pub use decode::{
 pub use error::{
     CsvProblem, CsvProblemKind, CsvProblems, Error, FolderProblem, ImageFormat, Result, UnsafeName,
 };
-pub use items::{CsvConfig, IMAGE_EXTENSIONS, Item, ItemList, LabelKind, Task, Vocab, split_tags};
+pub use items::{
+    CsvConfig, IMAGE_EXTENSIONS, Item, ItemList, LabelKind, MAX_CSV_BYTES, Task, Vocab, split_tags,
+};
 pub use loader::{CpuBatch, DataLoader, EpochIter, LoaderConfig, OnError};
 pub use resize::{ResizeFilter, ResizeMethod, presize, resize_rgb, short_side_size};
 pub use show::{ShowConfig, batch_images, draw_text, planar_to_rgb, render_grid, show_batch};

@@ -375,3 +375,22 @@ fn a_test_folder_with_two_images_of_one_name_is_refused() {
         }
     }
 }
+
+/// Issue 13 item 13: the CSV was read whole without a cap. A sparse file over the cap is
+/// refused from its size, before any byte is read.
+#[test]
+fn a_csv_over_the_size_cap_is_refused_without_reading_it() {
+    let (dir, img) = setup(&["a"]);
+    let p = dir.path().join("labels.csv");
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(fastburn_data::MAX_CSV_BYTES + 1)
+        .unwrap();
+    match CsvConfig::new(p, img).load() {
+        Err(Error::FileTooLarge { path, size, limit }) => {
+            assert!(path.ends_with("labels.csv"));
+            assert_eq!((size, limit), (limit + 1, fastburn_data::MAX_CSV_BYTES));
+        }
+        other => panic!("{other:?}"),
+    }
+}

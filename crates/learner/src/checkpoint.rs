@@ -670,7 +670,13 @@ impl Learner {
     /// # Errors
     /// [`Error::Record`] naming the file, or [`Error::Checkpoint`] for non-finite weights.
     pub fn load_weights(&mut self, path: &Path) -> Result<()> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes =
+            fastburn_fsio::read_capped(path, crate::inference::MAX_BUNDLE_BYTES).map_err(|e| {
+                match e {
+                    fastburn_fsio::ReadError::Io(e) => Error::io(path, e),
+                    e @ fastburn_fsio::ReadError::TooLarge { .. } => Error::record(path, e),
+                }
+            })?;
         let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| Error::record(path, e))?;
         let model = self

@@ -61,8 +61,8 @@ pub use error::{CheckpointProblem, Error, Result};
 pub use fit::{FineTune, OneCycle, Sgdr};
 pub use freeze::{batchnorm_group, freeze_to, group_trainable};
 pub use inference::{
-    ExportMeta, Inference, ModelMeta, Prediction, Tta, TtaBlend, blend_tta, blend_tta_with,
-    load_learner, read_submission, tags_of, write_submission,
+    ExportMeta, Inference, MAX_BUNDLE_BYTES, ModelMeta, Prediction, Tta, TtaBlend, blend_tta,
+    blend_tta_with, load_learner, read_submission, tags_of, write_submission,
 };
 pub use interpret::{LabelReport, TopLoss, format_label_report, label_report, top_losses};
 pub use learner::{Callback, Flow, Hook, Learner, LearnerConfig, Phase, RunState};

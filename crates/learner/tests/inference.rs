@@ -437,3 +437,21 @@ fn precomputed_activations_are_dropped_when_weights_are_loaded() {
     l.set_model(m);
     assert!(!l.is_precomputed(), "set_model");
 }
+
+/// Issue 13 item 13: `load_weights` read any file whole. One over the cap is refused from its
+/// size (a sparse file: nothing is written or read).
+#[test]
+fn load_weights_refuses_a_file_over_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = common::learner(dir.path(), 24, 32, 8);
+    let big = dir.path().join("huge.bpk");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(fastburn_learner::MAX_BUNDLE_BYTES + 1)
+        .unwrap();
+    let e = l.load_weights(&big).unwrap_err();
+    assert!(
+        e.to_string().contains("huge.bpk") && e.to_string().contains("limit"),
+        "{e}"
+    );
+}
