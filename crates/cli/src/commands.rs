@@ -38,12 +38,7 @@ impl DataArgs {
 /// A bad flag, or a file that cannot be written.
 pub fn synth(a: &SynthArgs) -> Result<()> {
     CliError::check(a.n > 0, "--n", a.n, "at least 1 chip")?;
-    CliError::check(
-        (16..=4096).contains(&a.size),
-        "--size",
-        a.size,
-        "16 to 4096 pixels",
-    )?;
+    check_size(a.size as usize, 16)?;
     CliError::check(
         (1..=100).contains(&a.quality),
         "--quality",
@@ -200,12 +195,7 @@ fn create_parent(path: &Path) -> Result<()> {
 /// A bad flag; data, weights or device errors; the plot cannot be written.
 pub fn lr_find(a: &LrFindArgs) -> Result<()> {
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
-    CliError::check(
-        (32..=4096).contains(&a.size),
-        "--size",
-        a.size,
-        "32 to 4096 pixels",
-    )?;
+    check_size(a.size as usize, 32)?;
     CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
     CliError::check(
         a.start > 0.0 && a.start.is_finite(),
@@ -289,12 +279,7 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
 pub fn show_batch(a: &ShowBatchArgs) -> Result<()> {
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
     CliError::check(a.cols > 0, "--cols", a.cols, "at least 1")?;
-    CliError::check(
-        (8..=4096).contains(&a.size),
-        "--size",
-        a.size,
-        "8 to 4096 pixels",
-    )?;
+    check_size(a.size as usize, 8)?;
     CliError::check(
         (0.0..1.0).contains(&a.valid_pct),
         "--valid-pct",
@@ -325,12 +310,7 @@ pub fn show_batch(a: &ShowBatchArgs) -> Result<()> {
 /// # Errors
 /// A bad flag or an unavailable device.
 pub fn summary_cmd(a: &SummaryArgs) -> Result<()> {
-    CliError::check(
-        (32..=4096).contains(&a.size),
-        "--size",
-        a.size,
-        "32 to 4096 pixels",
-    )?;
+    check_size(a.size, 32)?;
     CliError::check(a.classes > 0, "--classes", a.classes, "at least 1")?;
     CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
@@ -347,12 +327,7 @@ pub fn summary_cmd(a: &SummaryArgs) -> Result<()> {
 /// # Errors
 /// A bad flag or an unavailable device.
 pub fn bench(a: &BenchArgs) -> Result<()> {
-    CliError::check(
-        (32..=4096).contains(&a.size),
-        "--size",
-        a.size,
-        "32 to 4096 pixels",
-    )?;
+    check_size(a.size, 32)?;
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
     CliError::check(a.iters > 0, "--iters", a.iters, "at least 1")?;
     CliError::check(a.classes > 0, "--classes", a.classes, "at least 1")?;
@@ -371,4 +346,15 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     };
     println!("{}", measure(&cfg, &device)?);
     Ok(())
+}
+
+/// `--size`: an image side from `min` (what the command can work with) to 4096 pixels (a
+/// larger one only exhausts memory).
+fn check_size(size: usize, min: usize) -> Result<()> {
+    let expected = match min {
+        8 => "8 to 4096 pixels",
+        16 => "16 to 4096 pixels",
+        _ => "32 to 4096 pixels",
+    };
+    CliError::check((min..=4096).contains(&size), "--size", size, expected)
 }

@@ -416,14 +416,14 @@ impl AugPolicy {
             100.0,
             "in [min_zoom, 100]",
         )?;
-        in_range("max_warp", self.max_warp, 0.0, 1.0, "in [0, 1)")?;
-        if self.max_warp >= 1.0 {
-            return Err(Error::InvalidConfig {
-                key: "max_warp",
-                value: self.max_warp.to_string(),
-                expected: "in [0, 1)",
-            });
-        }
+        // A strength below 1: 1 would collapse the image.
+        in_range(
+            "max_warp",
+            self.max_warp,
+            0.0,
+            1.0 - f64::EPSILON,
+            "in [0, 1)",
+        )?;
         in_range(
             "p_affine",
             self.p_affine,
@@ -431,14 +431,14 @@ impl AugPolicy {
             1.0,
             "a probability in [0, 1]",
         )?;
-        in_range("max_lighting", self.max_lighting, 0.0, 1.0, "in [0, 1)")?;
-        if self.max_lighting >= 1.0 {
-            return Err(Error::InvalidConfig {
-                key: "max_lighting",
-                value: self.max_lighting.to_string(),
-                expected: "in [0, 1)",
-            });
-        }
+        // A strength below 1: 1 would collapse the image.
+        in_range(
+            "max_lighting",
+            self.max_lighting,
+            0.0,
+            1.0 - f64::EPSILON,
+            "in [0, 1)",
+        )?;
         in_range(
             "p_lighting",
             self.p_lighting,
