@@ -157,6 +157,13 @@ pub enum DownloadError {
         /// Bytes received.
         got: u64,
     },
+    /// The whole transfer took longer than its limit
+    /// (`weights::DownloadOptions::total`, feature `pretrained`).
+    #[error("the download took longer than {seconds} s")]
+    TimedOut {
+        /// The limit, seconds.
+        seconds: f64,
+    },
     /// The body is larger than the download limit.
     #[error("more than {limit} bytes")]
     TooLarge {

@@ -4,12 +4,18 @@
 //! Nothing here touches the network unless the `pretrained` feature is on *and* `fetch` /
 //! `pretrained` is called; constructors never download.
 //!
-//! # Checksums, honestly
-//! torchvision publishes only the first 8 hex digits of each file's SHA-256 (the suffix of
-//! its file name, e.g. `resnet34-b627a593.pth`); `torch.hub` verifies downloads against that
-//! prefix, and so does `fetch`. A prefix is 32 bits: it catches corruption and truncation,
-//! not a determined attacker. For files you obtained yourself, pin the full hash with
-//! [`Checksum::Sha256`] and [`verify_file`].
+//! # Checksums
+//! torchvision names each file after the first 8 hex digits of its SHA-256
+//! (`resnet34-b627a593.pth`), and `torch.hub` checks only that 32-bit prefix: enough to
+//! catch corruption, not a substituted file. fastburn pins the **full** SHA-256 of every
+//! file ([`WeightsInfo::sha256`], [`Checksum::Sha256`]), so a download is accepted only if
+//! it is bit-for-bit the file torchvision published. torchvision does not publish these
+//! digests; they were read from independent public sources that check the same downloads
+//! (download scripts with `sha256sum -c`, build recipes whose fetcher enforces the hash),
+//! and each agrees with the prefix in its file name. One file's full digest could not be
+//! found: `resnet152-f82ba261.pth` (ResNet-152 `IMAGENET1K_V2`) keeps its published 8-digit
+//! prefix ([`Checksum::Sha256Prefix`]); [`WeightsInfo::is_fully_pinned`] says which. For
+//! files you obtained yourself, pin the hash with [`verify_file`].
 //!
 //! ```
 //! use fastburn_models::weights::{ResNet34, ResNet50, Weights};
@@ -18,7 +24,11 @@
 //! let w = ResNet34::ImageNet1kV1.info();
 //! assert_eq!(w.arch, Arch::ResNet34);
 //! assert_eq!(w.url, "https://download.pytorch.org/models/resnet34-b627a593.pth");
-//! assert_eq!(w.sha256_prefix, "b627a593");
+//! assert_eq!(w.sha256_prefix(), "b627a593");
+//! assert_eq!(w.sha256.len(), 64);
+//! assert!(w.checksum().matches("b627a593bcbe140c234610266fe4f8ae95ea42fc881d091c9b6052e6b1d0590f"));
+//! // The same 8-digit prefix with any other tail is refused.
+//! assert!(!w.checksum().matches("b627a59300000000000000000000000000000000000000000000000000000000"));
 //! assert_eq!(w.top1, 73.314);
 //! assert_eq!(Weights::default_for(Arch::ResNet50), Weights::from(ResNet50::ImageNet1kV2));
 //! ```
@@ -40,8 +50,9 @@ pub struct WeightsInfo {
     pub name: &'static str,
     /// Download URL.
     pub url: &'static str,
-    /// The first 8 hex digits of the file's SHA-256, as in its file name.
-    pub sha256_prefix: &'static str,
+    /// The file's SHA-256: 64 hex digits, or (for the one file whose full digest is not
+    /// known, see the module docs) the 8-digit prefix in its name.
+    pub sha256: &'static str,
     /// ImageNet-1k top-1 accuracy (%), torchvision's single-crop evaluation.
     pub top1: f64,
     /// ImageNet-1k top-5 accuracy (%).
@@ -58,19 +69,34 @@ impl WeightsInfo {
         self.url.rsplit('/').next().unwrap_or(self.url)
     }
 
-    /// The checksum downloads are verified against (the published prefix).
+    /// The first 8 hex digits of the SHA-256, as in the file name.
+    pub fn sha256_prefix(&self) -> &'static str {
+        &self.sha256[..8]
+    }
+
+    /// Whether the full SHA-256 is pinned (every file but `resnet152-f82ba261.pth`).
+    pub fn is_fully_pinned(&self) -> bool {
+        self.sha256.len() == 64
+    }
+
+    /// The checksum downloads are verified against: the full SHA-256 where it is pinned,
+    /// else the published prefix.
     pub fn checksum(&self) -> Checksum {
-        Checksum::Sha256Prefix(self.sha256_prefix.to_string())
+        if self.is_fully_pinned() {
+            Checksum::Sha256(self.sha256.to_string())
+        } else {
+            Checksum::Sha256Prefix(self.sha256.to_string())
+        }
     }
 }
 
 macro_rules! info {
-    ($arch:ident, $name:literal, $url:literal, $prefix:literal, $top1:literal, $top5:literal, $params:literal, $mb:literal) => {
+    ($arch:ident, $name:literal, $url:literal, $sha256:literal, $top1:literal, $top5:literal, $params:literal, $mb:literal) => {
         WeightsInfo {
             arch: Arch::$arch,
             name: $name,
             url: $url,
-            sha256_prefix: $prefix,
+            sha256: $sha256,
             top1: $top1,
             top5: $top5,
             num_params: $params,
@@ -84,7 +110,7 @@ static R18_V1: WeightsInfo = info!(
     ResNet18,
     "IMAGENET1K_V1",
     "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-    "f37072fd",
+    "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
     69.758,
     89.078,
     11_689_512,
@@ -94,7 +120,7 @@ static R34_V1: WeightsInfo = info!(
     ResNet34,
     "IMAGENET1K_V1",
     "https://download.pytorch.org/models/resnet34-b627a593.pth",
-    "b627a593",
+    "b627a593bcbe140c234610266fe4f8ae95ea42fc881d091c9b6052e6b1d0590f",
     73.314,
     91.420,
     21_797_672,
@@ -104,7 +130,7 @@ static R50_V1: WeightsInfo = info!(
     ResNet50,
     "IMAGENET1K_V1",
     "https://download.pytorch.org/models/resnet50-0676ba61.pth",
-    "0676ba61",
+    "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
     76.130,
     92.862,
     25_557_032,
@@ -114,7 +140,7 @@ static R50_V2: WeightsInfo = info!(
     ResNet50,
     "IMAGENET1K_V2",
     "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
-    "11ad3fa6",
+    "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca",
     80.858,
     95.434,
     25_557_032,
@@ -124,7 +150,7 @@ static R101_V1: WeightsInfo = info!(
     ResNet101,
     "IMAGENET1K_V1",
     "https://download.pytorch.org/models/resnet101-63fe2227.pth",
-    "63fe2227",
+    "63fe2227b86e8f1f2063f43a75c84d195911b6a0eace650907dd3dc62dd49a0a",
     77.374,
     93.546,
     44_549_160,
@@ -134,7 +160,7 @@ static R101_V2: WeightsInfo = info!(
     ResNet101,
     "IMAGENET1K_V2",
     "https://download.pytorch.org/models/resnet101-cd907fc2.pth",
-    "cd907fc2",
+    "cd907fc2a0de2292b2ba2b27d2216bc672d84632d1cf20058d01c0c03b5e020e",
     81.886,
     95.780,
     44_549_160,
@@ -144,7 +170,7 @@ static R152_V1: WeightsInfo = info!(
     ResNet152,
     "IMAGENET1K_V1",
     "https://download.pytorch.org/models/resnet152-394f9c45.pth",
-    "394f9c45",
+    "394f9c45966e3651a89bbb78a48410a6755854ce4a5ab64927cf1c7247f85e58",
     78.312,
     94.046,
     60_192_808,
@@ -431,7 +457,10 @@ pub(crate) fn is_loopback(url: &str) -> bool {
 }
 
 #[cfg(feature = "pretrained")]
-pub use download::{MAX_DOWNLOAD_BYTES, download, fetch, fetch_url, pretrained, pretrained_body};
+pub use download::{
+    DownloadOptions, MAX_DOWNLOAD_BYTES, download, download_with, fetch, fetch_url, pretrained,
+    pretrained_body,
+};
 
 #[cfg(feature = "pretrained")]
 mod download {
@@ -447,6 +476,39 @@ mod download {
 
     /// Largest body a download accepts (2 GiB).
     pub const MAX_DOWNLOAD_BYTES: u64 = 2 << 30;
+
+    /// How long a download may take: to connect, between two reads, and in all.
+    ///
+    /// ```
+    /// use fastburn_models::weights::DownloadOptions;
+    /// use std::time::Duration;
+    /// let o = DownloadOptions::default();
+    /// assert_eq!(o.total, Duration::from_secs(3600));
+    /// assert!(o.connect < o.read && o.read < o.total);
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DownloadOptions {
+        /// Show a progress bar on stderr (when it is a terminal).
+        pub progress: bool,
+        /// To open the connection (30 s).
+        pub connect: Duration,
+        /// The longest silence between two reads (60 s).
+        pub read: Duration,
+        /// The whole transfer, headers and body (1 h: ResNet-152's 230 MB at 64 kB/s; a
+        /// server that trickles bytes just fast enough to beat `read` still ends).
+        pub total: Duration,
+    }
+
+    impl Default for DownloadOptions {
+        fn default() -> Self {
+            DownloadOptions {
+                progress: false,
+                connect: Duration::from_secs(30),
+                read: Duration::from_secs(60),
+                total: Duration::from_secs(3600),
+            }
+        }
+    }
 
     /// Downloads torchvision weights into the cache (once; see [`fetch_url`]) and returns
     /// the file's path.
@@ -519,6 +581,27 @@ mod download {
         checksum: &Checksum,
         progress: bool,
     ) -> Result<(), Error> {
+        let opts = DownloadOptions {
+            progress,
+            ..DownloadOptions::default()
+        };
+        download_with(url, dest, checksum, &opts)
+    }
+
+    /// [`download`] with explicit timeouts.
+    ///
+    /// # Errors
+    /// As [`download`]; [`DownloadError::TimedOut`] when the whole transfer takes longer
+    /// than `opts.total` (nothing is left behind).
+    pub fn download_with(
+        url: &str,
+        dest: &Path,
+        checksum: &Checksum,
+        opts: &DownloadOptions,
+    ) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        let progress = opts.progress;
+        let timed_out = || started.elapsed() >= opts.total;
         let dl = |source| Error::Download {
             url: url.to_string(),
             source,
@@ -534,14 +617,19 @@ mod download {
         std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
 
         let mut config = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_per_read(Some(Duration::from_secs(60)));
+            .timeout_connect(Some(opts.connect))
+            .timeout_per_read(Some(opts.read))
+            .timeout_global(Some(opts.total));
         if is_loopback(url) {
             config = config.proxy(None);
         }
         let agent: ureq::Agent = config.build().into();
+        let total_secs = opts.total.as_secs_f64();
         let response = agent.get(url).call().map_err(|e| match e {
             ureq::Error::StatusCode(code) => dl(DownloadError::Status(code)),
+            _ if timed_out() => dl(DownloadError::TimedOut {
+                seconds: total_secs,
+            }),
             e => dl(DownloadError::Http(Box::new(e))),
         })?;
         let expected_len = response.body().content_length();
@@ -581,6 +669,12 @@ mod download {
             let n = match reader.read(&mut buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) if timed_out() => {
+                    bar.abandon();
+                    return Err(dl(DownloadError::TimedOut {
+                        seconds: total_secs,
+                    }));
+                }
                 Err(e) => {
                     bar.abandon();
                     return Err(dl(match expected_len {
@@ -593,6 +687,12 @@ mod download {
             };
             if n == 0 {
                 break;
+            }
+            if timed_out() {
+                bar.abandon();
+                return Err(dl(DownloadError::TimedOut {
+                    seconds: total_secs,
+                }));
             }
             got += n as u64;
             if got > MAX_DOWNLOAD_BYTES {
@@ -687,10 +787,23 @@ mod tests {
             // torchvision names files `<arch>-<first 8 hex digits of the sha256>.pth`.
             assert_eq!(
                 info.file_name(),
-                format!("{}-{}.pth", info.arch, info.sha256_prefix)
+                format!("{}-{}.pth", info.arch, info.sha256_prefix())
             );
-            assert_eq!(info.sha256_prefix.len(), 8);
-            assert!(info.sha256_prefix.chars().all(|c| c.is_ascii_hexdigit()));
+            assert!(
+                info.sha256
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+                "{}",
+                info.sha256
+            );
+            // Full digests everywhere but the one file whose digest is not published.
+            let unpinned = info.file_name() == "resnet152-f82ba261.pth";
+            assert_eq!(info.is_fully_pinned(), !unpinned, "{}", info.file_name());
+            assert_eq!(info.sha256.len(), if unpinned { 8 } else { 64 });
+            assert_eq!(
+                matches!(info.checksum(), Checksum::Sha256(_)),
+                info.is_fully_pinned()
+            );
             assert!(info.url.starts_with("https://download.pytorch.org/models/"));
             assert!(info.top1 > 69.0 && info.top1 < info.top5);
         }

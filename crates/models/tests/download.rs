@@ -9,7 +9,9 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use common::{device, fixture, max_abs_diff};
-use fastburn_models::weights::{Checksum, download, fetch_url, sha256_file};
+use fastburn_models::weights::{
+    Checksum, DownloadOptions, download, download_with, fetch_url, sha256_file,
+};
 use fastburn_models::{Arch, DownloadError, Error, ResNetConfig};
 
 /// Serves one raw HTTP response per connection, in order, then stops. Returns the URL and
@@ -154,6 +156,58 @@ fn interrupted_download_is_a_typed_error_and_leaves_nothing() {
         e => panic!("expected Download(Truncated), got {e:?}"),
     }
     assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn a_trickling_server_is_cut_off_by_the_overall_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("r50.safetensors");
+    let body = body();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/w", listener.local_addr().unwrap());
+    // Headers at once, then one byte every 50 ms: each read beats the read timeout, the
+    // whole body would take minutes.
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut byte = [0u8; 1];
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+            request.push(byte[0]);
+        }
+        let response = ok(&body);
+        let head = response.len() - body.len();
+        if stream.write_all(&response[..head]).is_err() {
+            return;
+        }
+        for b in &response[head..head + 200] {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            if stream.write_all(std::slice::from_ref(b)).is_err() || stream.flush().is_err() {
+                return;
+            }
+        }
+    });
+    let opts = DownloadOptions {
+        read: std::time::Duration::from_secs(5),
+        total: std::time::Duration::from_secs(1),
+        ..DownloadOptions::default()
+    };
+    let t0 = std::time::Instant::now();
+    let err = download_with(&url, &dest, &Checksum::Sha256(sha()), &opts).unwrap_err();
+    let took = t0.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Download {
+                source: DownloadError::TimedOut { seconds },
+                ..
+            } if seconds == 1.0
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("longer than 1 s"), "{err}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert!(files_in(dir.path()).is_empty());
+    server.join().unwrap();
 }
 
 #[test]
