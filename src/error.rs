@@ -27,6 +27,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A folder given to resume is not a run folder: it has no `recipe.json`.
+    #[error("{}: not a run folder (no recipe.json; `fastburn train --out DIR` makes one)", .path.display())]
+    NotARunFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A run folder's own file (`recipe.json`, `run.json`) is not what the recipe wrote.
+    #[error("{}: not a valid run file: {source}", .path.display())]
+    RunFile {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON reader found.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A setting has a value that is not accepted.
     #[error("invalid value for `{key}`: {value} (expected {expected})")]
     InvalidArgument {

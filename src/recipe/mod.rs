@@ -23,10 +23,11 @@ use fastburn_data::{
     AugOn, AugPolicy, CsvConfig, DataLoaders, DataLoadersConfig, ItemList, ResizeCacheConfig,
     Split, Splitter, load_rgb,
 };
-use fastburn_learner::callbacks::{CsvLogger, JsonLogger, PlotLosses};
+use fastburn_learner::callbacks::{Checkpointer, CsvLogger, JsonLogger, PlotLosses};
 use fastburn_learner::{
-    Learner, LearnerConfig, LrFindConfig, Lrs, OneCycle, OptimizerConfig, Sgdr, Suggest, Tta,
-    TtaBlend, format_label_report, label_report, vision_learner, write_submission,
+    CheckpointProblem, FineTune, Learner, LearnerConfig, LrFindConfig, Lrs, OneCycle,
+    OptimizerConfig, ResumeFrom, Sgdr, Suggest, Tta, TtaBlend, format_label_report, label_report,
+    vision_learner, write_submission,
 };
 use fastburn_metrics::{FBetaMetric, ThresholdGrid, best_threshold, f2};
 use fastburn_models::{Arch, ResNetBody};
@@ -316,12 +317,237 @@ macro_rules! say {
     };
 }
 
+/// `run.json`: what a resumed run needs besides the recipe and the checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunProgress {
+    /// Format of this file (1).
+    pub format_version: u32,
+    /// The learner's run id: its checkpoints in `RUN_DIR/checkpoints` carry it.
+    pub run_id: String,
+    /// The learning rate chosen (by `lr_find` or given), so a resume does not sweep again.
+    pub lr: f64,
+}
+
+/// One fit of the recipe's plan ([`PlanetRecipe::plan`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedFit {
+    /// Index of the image size in [`PlanetRecipe::sizes`].
+    pub stage: usize,
+    /// The image size.
+    pub size: u32,
+    /// `Some(true)`: `freeze()` before the fit; `Some(false)`: `unfreeze()`; `None`: leave
+    /// the groups as they are.
+    pub freeze: Option<bool>,
+    /// The schedule.
+    pub schedule: PlannedSchedule,
+    /// Epochs of the fit.
+    pub epochs: usize,
+    /// The heading printed before it.
+    pub heading: String,
+}
+
+/// The schedule of a [`PlannedFit`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlannedSchedule {
+    /// `fit_one_cycle_with(epochs, lrs, params)`.
+    OneCycle {
+        /// Maximum learning rates.
+        lrs: Lrs,
+        /// One-cycle parameters.
+        params: OneCycle,
+    },
+    /// `fit_sgdr_with(sgdr, lrs)`.
+    Sgdr {
+        /// Cycles.
+        sgdr: Sgdr,
+        /// Learning rates.
+        lrs: Lrs,
+    },
+}
+
+impl PlannedFit {
+    /// Freezes as planned (unless `resumed`: a fit continued from a checkpoint keeps the
+    /// freezing and optimiser state the checkpoint restored) and fits.
+    fn run(&self, learn: &mut Learner, resumed: bool) -> Result<()> {
+        if !resumed {
+            match self.freeze {
+                Some(true) => learn.freeze(),
+                Some(false) => learn.unfreeze(),
+                None => {}
+            }
+        }
+        match &self.schedule {
+            PlannedSchedule::OneCycle { lrs, params } => {
+                learn.fit_one_cycle_with(self.epochs, lrs.clone(), params)?
+            }
+            PlannedSchedule::Sgdr { sgdr, lrs } => learn.fit_sgdr_with(sgdr, lrs.clone())?,
+        }
+        Ok(())
+    }
+}
+
+/// The files of a run folder the recipe reads back to resume.
+const RECIPE_FILE: &str = "recipe.json";
+const PROGRESS_FILE: &str = "run.json";
+/// Where `fastburn train` keeps its checkpoints inside the run folder.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+
 impl PlanetRecipe {
-    /// Runs the recipe and writes its artefacts into `out`.
+    /// Runs the recipe and writes its artefacts into `out`. A complete checkpoint is
+    /// written into `out/checkpoints` after every epoch (the run's last two are kept), with
+    /// `recipe.json` and `run.json` beside them, so a killed run continues with
+    /// [`PlanetRecipe::resume`].
     ///
     /// # Errors
     /// Any data, model, learner or device error, naming the file or setting at fault.
     pub fn run(&self) -> Result<RecipeReport> {
+        self.run_inner(false)
+    }
+
+    /// Continues the run in `dir` that was stopped before it finished (killed, crashed,
+    /// power lost): reads its `recipe.json` and `run.json`, loads the newest complete
+    /// checkpoint of that run from `dir/checkpoints` and carries on from the epoch after
+    /// it, at its image size, with the learning rate the run had chosen. On the CPU the
+    /// result is the uninterrupted run's: data order, augmentation and dropout depend only
+    /// on the seed and the epoch. Prints which run, epoch and size stage it resumes.
+    ///
+    /// Killed before its first checkpoint, the run starts its training again (with the
+    /// learning rate in `run.json`, or a new `lr_find` when even that was not written).
+    /// A finished run is evaluated again from its last checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::NotARunFolder`] without `recipe.json`, [`Error::RunFile`] for a malformed
+    /// one; a checkpoint that belongs to another vocabulary or architecture; otherwise as
+    /// [`PlanetRecipe::run`].
+    pub fn resume(dir: &Path) -> Result<RecipeReport> {
+        let path = dir.join(RECIPE_FILE);
+        if !path.is_file() {
+            return Err(Error::NotARunFolder {
+                path: dir.to_path_buf(),
+            });
+        }
+        let bytes = fastburn_fsio::read_capped(&path, 1 << 20).map_err(|e| match e {
+            fastburn_fsio::ReadError::Io(e) => Error::io(&path, e),
+            e => Error::io(&path, std::io::Error::other(e)),
+        })?;
+        let recipe: PlanetRecipe =
+            serde_json::from_slice(&bytes).map_err(|source| Error::RunFile {
+                path: path.clone(),
+                source,
+            })?;
+        // The folder may have moved since: its artefacts go where it is now.
+        let recipe = PlanetRecipe {
+            out: dir.to_path_buf(),
+            ..recipe
+        };
+        recipe.run_inner(true)
+    }
+
+    /// The fits the recipe runs at learning rate `lr`, in order: per image size, one
+    /// one-cycle fit; or SGDR (frozen then unfrozen with `[lr/9, lr/3, lr]` when
+    /// `pretrained`); or `fine_tune`'s two phases ([`FineTune::phases`]).
+    ///
+    /// ```
+    /// use fastburn::recipe::{PlanetRecipe, Policy};
+    /// let r = PlanetRecipe::new("run".into()).with_sizes(vec![64, 128]).with_epochs(3);
+    /// let plan = r.plan(1e-2, false)?;
+    /// assert_eq!(plan.iter().map(|f| (f.size, f.epochs)).collect::<Vec<_>>(), [(64, 3), (128, 3)]);
+    /// // SGDR with 3 cycles of 1, 2, 4 epochs, frozen then unfrozen per size.
+    /// let sgdr = r.with_policy(Policy::Sgdr).plan(1e-2, true)?;
+    /// assert_eq!(sgdr.len(), 4);
+    /// assert!(sgdr.iter().all(|f| f.epochs == 7));
+    /// assert_eq!(sgdr[0].freeze, Some(true));
+    /// assert_eq!(sgdr[1].freeze, Some(false));
+    /// # Ok::<(), fastburn::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`fastburn_learner::Error::InvalidConfig`] for SGDR cycles whose epochs overflow.
+    pub fn plan(&self, lr: f64, pretrained: bool) -> Result<Vec<PlannedFit>> {
+        let n = self.epochs;
+        let sgdr = Sgdr {
+            n_cycles: n,
+            cycle_len: 1,
+            cycle_mult: 2,
+            warmup: self.sgdr_warmup,
+        };
+        let sgdr_epochs = || -> Result<usize> {
+            Ok(fastburn_learner::Combined::sgdr(1.0, n, 1, 2, self.sgdr_warmup)?.1)
+        };
+        let mut plan = Vec::new();
+        for (stage, &size) in self.sizes.iter().enumerate() {
+            let fit = |freeze, schedule, epochs, heading| PlannedFit {
+                stage,
+                size,
+                freeze,
+                schedule,
+                epochs,
+                heading,
+            };
+            match self.policy {
+                Policy::Sgdr if pretrained => {
+                    plan.push(fit(
+                        Some(true),
+                        PlannedSchedule::Sgdr {
+                            sgdr,
+                            lrs: Lrs::Single(lr),
+                        },
+                        sgdr_epochs()?,
+                        format!("{size} px, frozen: fit_sgdr({n} cycles, cycle_len 1, cycle_mult 2), lr {lr:.2e}"),
+                    ));
+                    plan.push(fit(
+                        Some(false),
+                        PlannedSchedule::Sgdr {
+                            sgdr,
+                            lrs: Lrs::PerGroup(vec![lr / 9.0, lr / 3.0, lr]),
+                        },
+                        sgdr_epochs()?,
+                        format!("{size} px, unfrozen: fit_sgdr({n} cycles), lrs [lr/9, lr/3, lr]"),
+                    ));
+                }
+                Policy::Sgdr => plan.push(fit(
+                    None,
+                    PlannedSchedule::Sgdr {
+                        sgdr,
+                        lrs: Lrs::Single(lr),
+                    },
+                    sgdr_epochs()?,
+                    format!(
+                        "{size} px: fit_sgdr({n} cycles, cycle_len 1, cycle_mult 2), lr {lr:.2e}"
+                    ),
+                )),
+                Policy::OneCycle => plan.push(fit(
+                    None,
+                    PlannedSchedule::OneCycle {
+                        lrs: Lrs::Single(lr),
+                        params: OneCycle::default(),
+                    },
+                    n,
+                    format!("{size} px: fit_one_cycle({n}, {lr:.2e})"),
+                )),
+                Policy::FineTune => {
+                    for phase in FineTune::default().phases(n, lr) {
+                        let what = if phase.frozen { "frozen" } else { "unfrozen" };
+                        plan.push(fit(
+                            Some(phase.frozen),
+                            PlannedSchedule::OneCycle {
+                                lrs: phase.lrs,
+                                params: phase.params,
+                            },
+                            phase.epochs,
+                            format!(
+                                "{size} px: fine_tune({n}, {lr:.2e}), {what} phase of {} epochs",
+                                phase.epochs
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn run_inner(&self, resume: bool) -> Result<RecipeReport> {
         let t_all = Instant::now();
         if self.sizes.is_empty() || self.sizes.iter().any(|&s| s < 32) {
             return Err(Error::InvalidArgument {
@@ -331,6 +557,10 @@ impl PlanetRecipe {
             });
         }
         std::fs::create_dir_all(&self.out).map_err(|e| Error::io(&self.out, e))?;
+        if !resume {
+            // First, so that a run killed at any later point can be resumed.
+            write_out(&self.out.join(RECIPE_FILE), format!("{self}").as_bytes())?;
+        }
         let device = self.device.device()?;
         let device_name = device_label(self.device, &device);
         say!(self, "device: {device_name}");
@@ -377,7 +607,8 @@ impl PlanetRecipe {
             .with_opt(opt)
             .with_seed(self.seed)
             .with_path(self.out.clone());
-        let dls = self.loaders(&list, &split, self.sizes[0], &device)?;
+        let mut size = self.sizes[0];
+        let dls = self.loaders(&list, &split, size, &device)?;
         let mut learn = vision_learner(dls, &lcfg, pretrained_body, &device)?;
         learn.add_callback(CsvLogger::new(self.out.join("history.csv")));
         learn.add_callback(JsonLogger::new(self.out.join("history.json")));
@@ -386,10 +617,52 @@ impl PlanetRecipe {
             learn.quiet();
         }
 
+        // Where a resumed run stands: its learning rate and its newest checkpoint.
+        let ckpt_dir = self.out.join(CHECKPOINT_DIR);
+        let progress_path = self.out.join(PROGRESS_FILE);
+        let progress = if resume && progress_path.is_file() {
+            let bytes = std::fs::read(&progress_path).map_err(|e| Error::io(&progress_path, e))?;
+            let p: RunProgress =
+                serde_json::from_slice(&bytes).map_err(|source| Error::RunFile {
+                    path: progress_path.clone(),
+                    source,
+                })?;
+            learn.set_run_id(&p.run_id)?;
+            match learn.resume(&ckpt_dir, &ResumeFrom::Run(p.run_id.clone())) {
+                Ok(path) => {
+                    println!(
+                        "resuming run {} from {} ({} epochs done)",
+                        p.run_id,
+                        path.display(),
+                        learn.state().epochs_done
+                    );
+                }
+                Err(fastburn_learner::Error::Checkpoint {
+                    problem:
+                        CheckpointProblem::NoCheckpoint | CheckpointProblem::NoCheckpointOfRun { .. },
+                    ..
+                }) => println!(
+                    "resuming run {}: no checkpoint was written yet, training starts from its first epoch",
+                    p.run_id
+                ),
+                Err(e) => return Err(e.into()),
+            }
+            Some(p)
+        } else {
+            if resume {
+                println!(
+                    "resuming {}: the run stopped before its learning rate was chosen, so it starts over",
+                    self.out.display()
+                );
+            }
+            None
+        };
+
         // Learning rate.
-        let lr = match self.lr {
-            Some(lr) => lr,
-            None => {
+        let lr = match (&progress, self.lr) {
+            (Some(p), _) => p.lr,
+            (None, Some(lr)) => lr,
+            (None, None) => {
                 let suggest = self.suggest.unwrap_or(if is_pretrained {
                     fastburn_learner::Suggest::Valley
                 } else {
@@ -418,15 +691,59 @@ impl PlanetRecipe {
                 lr
             }
         };
+        if progress.is_none() {
+            let p = RunProgress {
+                format_version: 1,
+                run_id: learn.run_id().to_string(),
+                lr,
+            };
+            let json = serde_json::to_vec_pretty(&p).expect("run.json serialises");
+            write_out(&progress_path, &json)?;
+        }
+        learn.add_callback(Checkpointer::new(&ckpt_dir));
 
-        // Training, size by size.
+        // Training, fit by fit; a resumed run skips the fits its checkpoint completed and
+        // continues the one it stopped in.
         let t_train = Instant::now();
-        for (stage, &size) in self.sizes.iter().enumerate() {
-            if stage > 0 {
-                let dls = self.loaders(&list, &split, size, &device)?;
-                learn.set_data(dls)?;
+        let plan = self.plan(lr, is_pretrained)?;
+        let total: usize = plan.iter().map(|f| f.epochs).sum();
+        let done = learn.state().epochs_done;
+        let mut start = 0;
+        for (i, fit) in plan.iter().enumerate() {
+            let end = start + fit.epochs;
+            if done >= end {
+                start = end;
+                continue;
             }
-            self.train_stage(&mut learn, size, lr, is_pretrained)?;
+            if fit.size != size {
+                size = fit.size;
+                learn.set_data(self.loaders(&list, &split, size, &device)?)?;
+            }
+            let resumed = done > start;
+            if done > 0 && done < end && done >= start {
+                println!(
+                    "resuming at epoch {} of {total}: size stage {} of {} ({} px), fit {} of {}, its epoch {} of {}",
+                    done + 1,
+                    fit.stage + 1,
+                    self.sizes.len(),
+                    fit.size,
+                    i + 1,
+                    plan.len(),
+                    done - start + 1,
+                    fit.epochs
+                );
+            }
+            say!(self, "\n== {}", fit.heading);
+            fit.run(&mut learn, resumed)?;
+            start = end;
+        }
+        if done > 0 && done >= total {
+            println!("all {total} epochs of the run were done: evaluating its last checkpoint");
+        }
+        let last = *self.sizes.last().expect("sizes checked non-empty");
+        if size != last {
+            // A finished run resumed: evaluate at the last size, as the run did.
+            learn.set_data(self.loaders(&list, &split, last, &device)?)?;
         }
         let train_seconds = t_train.elapsed().as_secs_f64();
 
@@ -514,7 +831,6 @@ impl PlanetRecipe {
         };
         let json = serde_json::to_vec_pretty(&report).expect("report serialises");
         write_out(&self.out.join("metrics.json"), &json)?;
-        write_out(&self.out.join("recipe.json"), format!("{self}").as_bytes())?;
         say!(self, "\n{}", report.summary_line());
         Ok(report)
     }
@@ -610,49 +926,6 @@ impl PlanetRecipe {
             .with_seed(self.seed);
         cfg.validate()?;
         Ok(cfg.build(&list, split))
-    }
-
-    fn train_stage(&self, learn: &mut Learner, size: u32, lr: f64, pretrained: bool) -> Result<()> {
-        let n = self.epochs;
-        let sgdr = Sgdr {
-            n_cycles: n,
-            cycle_len: 1,
-            cycle_mult: 2,
-            warmup: self.sgdr_warmup,
-        };
-        match self.policy {
-            Policy::Sgdr => {
-                if pretrained {
-                    learn.freeze();
-                    say!(
-                        self,
-                        "\n== {size} px, frozen: fit_sgdr({n} cycles, cycle_len 1, cycle_mult 2), lr {lr:.2e}"
-                    );
-                    learn.fit_sgdr_with(&sgdr, lr)?;
-                    learn.unfreeze();
-                    say!(
-                        self,
-                        "\n== {size} px, unfrozen: fit_sgdr({n} cycles), lrs [lr/9, lr/3, lr]"
-                    );
-                    learn.fit_sgdr_with(&sgdr, Lrs::PerGroup(vec![lr / 9.0, lr / 3.0, lr]))?;
-                } else {
-                    say!(
-                        self,
-                        "\n== {size} px: fit_sgdr({n} cycles, cycle_len 1, cycle_mult 2), lr {lr:.2e}"
-                    );
-                    learn.fit_sgdr_with(&sgdr, lr)?;
-                }
-            }
-            Policy::OneCycle => {
-                say!(self, "\n== {size} px: fit_one_cycle({n}, {lr:.2e})");
-                learn.fit_one_cycle_with(n, lr, &OneCycle::default())?;
-            }
-            Policy::FineTune => {
-                say!(self, "\n== {size} px: fine_tune({n}, {lr:.2e})");
-                learn.fine_tune(n, lr, &Default::default())?;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -123,9 +123,15 @@ impl AugArg {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// The run folder: model.fbx, metrics.json, history.csv/json, losses.png, lr_find.png,
-    /// recipe.json, submission.csv.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// submission.csv; recipe.json, run.json and checkpoints/ (one per epoch, the last two
+    /// kept) to resume from.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in RUN_DIR that stopped before it finished (killed, crashed): from
+    /// its newest checkpoint, with the settings it was started with (RUN_DIR/recipe.json).
+    /// Takes no other flag.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "RecipeArgs"])]
+    pub resume: Option<PathBuf>,
     /// The recipe.
     #[command(flatten)]
     pub recipe: RecipeArgs,

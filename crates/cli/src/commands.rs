@@ -94,20 +94,31 @@ pub fn verify(a: &VerifyArgs) -> Result<()> {
 /// # Errors
 /// A bad flag.
 pub fn train_recipe(a: &TrainArgs) -> Result<PlanetRecipe> {
-    Ok(a.recipe.to_recipe(a.out.clone())?)
+    let out = a.out.clone().ok_or(CliError::InvalidFlag {
+        flag: "--out",
+        value: "none".into(),
+        expected: "a run folder (required unless --resume)",
+    })?;
+    Ok(a.recipe.to_recipe(out)?)
 }
 
-/// `fastburn train`: runs [`PlanetRecipe::run`].
+/// `fastburn train`: runs [`PlanetRecipe::run`], or [`PlanetRecipe::resume`] with
+/// `--resume RUN_DIR`.
 ///
 /// # Errors
 /// A bad flag; any error of the recipe.
 pub fn train(a: &TrainArgs) -> Result<()> {
-    let recipe = train_recipe(a)?;
-    let report = recipe.run()?;
+    let (report, out) = match &a.resume {
+        Some(dir) => (PlanetRecipe::resume(dir)?, dir.clone()),
+        None => {
+            let recipe = train_recipe(a)?;
+            (recipe.run()?, recipe.out)
+        }
+    };
     if a.recipe.quiet {
         println!("{}", report.summary_line());
     } else {
-        println!("run folder: {}", a.out.display());
+        println!("run folder: {}", out.display());
     }
     Ok(())
 }

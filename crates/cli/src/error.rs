@@ -138,7 +138,9 @@ impl CliError {
 fn fastburn_code(e: &fastburn::Error) -> u8 {
     use fastburn::Error as E;
     match e {
-        E::InvalidArgument { .. } | E::Device(_) => EXIT_BAD_INPUT,
+        E::InvalidArgument { .. } | E::Device(_) | E::NotARunFolder { .. } | E::RunFile { .. } => {
+            EXIT_BAD_INPUT
+        }
         E::Data(d) => data_code(d),
         E::Model(m) => model_code(m),
         E::Learner(l) => learner_code(l),

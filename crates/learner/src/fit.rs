@@ -98,29 +98,10 @@ impl Learner {
     /// # Errors
     /// As [`Learner::fit_schedule`].
     pub fn fine_tune(&mut self, epochs: usize, base_lr: f64, p: &FineTune) -> Result<()> {
-        self.freeze();
-        self.fit_one_cycle_with(
-            p.freeze_epochs,
-            Lrs::Slice {
-                lo: None,
-                hi: base_lr,
-            },
-            &OneCycle {
-                pct_start: 0.99,
-                ..OneCycle::default()
-            },
-        )?;
-        let base = base_lr / 2.0;
-        self.unfreeze();
-        self.fit_one_cycle_with(
-            epochs,
-            Lrs::slice(base / p.lr_mult, base),
-            &OneCycle {
-                pct_start: p.pct_start,
-                div: p.div,
-                ..OneCycle::default()
-            },
-        )
+        for phase in p.phases(epochs, base_lr) {
+            phase.run(self)?;
+        }
+        Ok(())
     }
 
     /// Runs `epochs` epochs under `sched`, applied each batch by a [`ParamScheduler`]
@@ -192,6 +173,86 @@ pub struct FineTune {
     pub pct_start: f64,
     /// One-cycle `div` of the unfrozen phase.
     pub div: f64,
+}
+
+impl FineTune {
+    /// The two fits `fine_tune(epochs, base_lr)` runs, in order: `freeze_epochs` frozen
+    /// one-cycle epochs at `slice(base_lr)` with `pct_start = 0.99`, then `epochs` unfrozen
+    /// ones at `slice(base_lr / 2 / lr_mult, base_lr / 2)`. A caller that must resume
+    /// between (or inside) them runs the phases itself.
+    ///
+    /// ```
+    /// use fastburn_learner::{FineTune, Lrs};
+    /// let [frozen, unfrozen] = FineTune::default().phases(5, 2e-3);
+    /// assert!(frozen.frozen && !unfrozen.frozen);
+    /// assert_eq!((frozen.epochs, unfrozen.epochs), (1, 5));
+    /// assert_eq!(frozen.params.pct_start, 0.99);
+    /// assert_eq!(unfrozen.lrs, Lrs::slice(1e-3 / 100.0, 1e-3));
+    /// ```
+    pub fn phases(&self, epochs: usize, base_lr: f64) -> [CycleFit; 2] {
+        let base = base_lr / 2.0;
+        [
+            CycleFit {
+                frozen: true,
+                epochs: self.freeze_epochs,
+                lrs: Lrs::Slice {
+                    lo: None,
+                    hi: base_lr,
+                },
+                params: OneCycle {
+                    pct_start: 0.99,
+                    ..OneCycle::default()
+                },
+            },
+            CycleFit {
+                frozen: false,
+                epochs,
+                lrs: Lrs::slice(base / self.lr_mult, base),
+                params: OneCycle {
+                    pct_start: self.pct_start,
+                    div: self.div,
+                    ..OneCycle::default()
+                },
+            },
+        ]
+    }
+}
+
+/// One one-cycle fit of a multi-fit policy ([`FineTune::phases`]): whether the body is
+/// frozen for it, its epochs, learning rates and one-cycle parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleFit {
+    /// `freeze()` before the fit (`false`: `unfreeze()`).
+    pub frozen: bool,
+    /// Epochs.
+    pub epochs: usize,
+    /// Learning rates.
+    pub lrs: Lrs,
+    /// One-cycle parameters.
+    pub params: OneCycle,
+}
+
+impl CycleFit {
+    /// Freezes or unfreezes (clearing the optimiser state, as fastai does) and fits.
+    ///
+    /// # Errors
+    /// As [`Learner::fit_one_cycle_with`].
+    pub fn run(&self, learn: &mut Learner) -> Result<()> {
+        if self.frozen {
+            learn.freeze();
+        } else {
+            learn.unfreeze();
+        }
+        self.fit(learn)
+    }
+
+    /// The fit alone, leaving the freezing as it is (a resumed fit).
+    ///
+    /// # Errors
+    /// As [`Learner::fit_one_cycle_with`].
+    pub fn fit(&self, learn: &mut Learner) -> Result<()> {
+        learn.fit_one_cycle_with(self.epochs, self.lrs.clone(), &self.params)
+    }
 }
 
 impl Default for FineTune {

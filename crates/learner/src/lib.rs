@@ -58,7 +58,7 @@ pub use checkpoint::{
     list_checkpoints, prune, sha256_file, sha256_hex, verify_checkpoint,
 };
 pub use error::{CheckpointProblem, Error, Result};
-pub use fit::{FineTune, OneCycle, Sgdr};
+pub use fit::{CycleFit, FineTune, OneCycle, Sgdr};
 pub use freeze::{batchnorm_group, freeze_to, group_trainable};
 pub use inference::{
     ExportMeta, Inference, MAX_BUNDLE_BYTES, ModelMeta, Prediction, Tta, TtaBlend, blend_tta,
