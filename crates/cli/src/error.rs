@@ -151,7 +151,8 @@ fn fastburn_code(e: &fastburn::Error) -> u8 {
 fn data_code(e: &fastburn::data::Error) -> u8 {
     use fastburn::data::Error as E;
     match e {
-        E::Encode { .. } | E::WorkerDied { .. } => EXIT_RUNTIME,
+        // The machine, not the user's data: a write failed, a worker died or got stuck.
+        E::Encode { .. } | E::WorkerDied { .. } | E::BatchDeadline { .. } => EXIT_RUNTIME,
         E::Worker { source, .. } => data_code(source),
         // Reading the user's files and folders, decoding their images, their CSV, their
         // settings.

@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use clap::Parser;
-use fastburn::data::CsvConfig;
 use fastburn::data::synth::PLANET_TAGS;
+use fastburn::data::{CsvConfig, Vocab};
 use fastburn::recipe::{PlanetRecipe, Policy};
 use fastburn_cli::Cli;
 use tempfile::TempDir;
@@ -502,16 +502,35 @@ fn a_seed_beyond_32_bits_exits_2_naming_it() {
     assert!(err.contains("seed") && err.contains("4294967296"), "{err}");
 }
 
-fn read_submission(path: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("image_name,tags"));
-    lines
-        .map(|l| {
-            let (n, t) = l.split_once(',').expect("two fields");
-            (n.to_string(), t.to_string())
+/// A submission re-read by the project's strict CSV reader (header, field counts, names,
+/// duplicates, and that every named image exists in `images`), as goal 11 asks; its tags
+/// must all be in the training vocabulary `vocab`. Returns each row's name and tags, in file
+/// order, or the reader's error: `NoClasses` for a well-formed submission in which no row
+/// has a tag.
+fn read_submission(
+    path: &Path,
+    images: &Path,
+    vocab: &Vocab,
+) -> Result<Vec<(String, Vec<String>)>, fastburn::data::Error> {
+    assert!(
+        std::fs::read_to_string(path)
+            .unwrap()
+            .starts_with("image_name,tags\n"),
+        "{}: the header line",
+        path.display()
+    );
+    let list = CsvConfig::new(path.to_path_buf(), images.to_path_buf()).load()?;
+    for tag in list.vocab.classes() {
+        assert!(vocab.index_of(tag).is_some(), "`{tag}` not in {vocab:?}");
+    }
+    Ok(list
+        .items
+        .iter()
+        .map(|it| {
+            let tags = it.labels.iter().map(|&i| list.vocab.classes()[i].clone());
+            (it.name.clone(), tags.collect())
         })
-        .collect()
+        .collect())
 }
 
 #[test]
@@ -542,14 +561,14 @@ fn predict_writes_one_row_per_image_with_training_tags_only() {
         }
         let out = fastburn(&args);
         assert_status(&out, 0);
-        let rows = read_submission(&sub);
+        let rows = read_submission(&sub, &test_dir, &vocab).unwrap();
         let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
             ["test_0", "test_1", "test_2", "test_3", "test_4", "test_5"]
         );
         for (name, tags) in &rows {
-            for t in tags.split_whitespace() {
+            for t in tags {
                 assert!(
                     vocab.index_of(t).is_some(),
                     "{name}: `{t}` not in {vocab:?}"
@@ -559,8 +578,8 @@ fn predict_writes_one_row_per_image_with_training_tags_only() {
     }
     // With TTA and the bundle's threshold, predict reproduces the submission train wrote.
     assert_eq!(
-        read_submission(&dir.path().join("sub-true.csv")),
-        read_submission(&run.join("submission.csv"))
+        read_submission(&dir.path().join("sub-true.csv"), &test_dir, &vocab).unwrap(),
+        read_submission(&run.join("submission.csv"), &test_dir, &vocab).unwrap()
     );
 }
 
@@ -570,11 +589,11 @@ fn predict_threshold_overrides_the_bundle() {
     assert_status(out, 0);
     let test_dir = run.join("synth").join("test-jpg");
     let dir = TempDir::new().unwrap();
-    let n_classes = CsvConfig::new(run.join("synth/labels.csv"), run.join("synth/train-jpg"))
+    let vocab = CsvConfig::new(run.join("synth/labels.csv"), run.join("synth/train-jpg"))
         .load()
         .unwrap()
-        .vocab
-        .len();
+        .vocab;
+    let n_classes = vocab.len();
     // A sigmoid is never above 1 and (at these logits) always above 0.
     for (thr, want) in [("1", 0), ("0", n_classes)] {
         let sub = dir.path().join(format!("t{thr}.csv"));
@@ -592,12 +611,18 @@ fn predict_threshold_overrides_the_bundle() {
             "flex",
         ]);
         assert_status(&out, 0);
-        for (name, tags) in read_submission(&sub) {
-            assert_eq!(
-                tags.split_whitespace().count(),
-                want,
-                "{name} at threshold {thr}"
-            );
+        match read_submission(&sub, &test_dir, &vocab) {
+            Ok(rows) => {
+                assert_eq!(rows.len(), 6);
+                for (name, tags) in rows {
+                    assert_eq!(tags.len(), want, "{name} at threshold {thr}");
+                }
+            }
+            // The strict reader checked every row and found no tag at all.
+            Err(fastburn::data::Error::NoClasses { rows, .. }) => {
+                assert_eq!((rows, want), (6, 0), "threshold {thr}");
+            }
+            Err(e) => panic!("{}: {e}", sub.display()),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `DataLoaders`: the training and validation loaders of one dataset, built from one config
 //! (fastai's `ImageDataLoaders`).
 
+use std::time::Duration;
+
 use burn::config::Config;
 
 use crate::augment::AugPolicy;
@@ -47,6 +49,11 @@ pub struct DataLoadersConfig {
     /// Decoder limits.
     #[config(default = "DecodeOptions::default()")]
     pub decode: DecodeOptions,
+    /// Longest wait for one batch before the epoch fails with
+    /// [`Error::BatchDeadline`] (`None`: no deadline); see
+    /// [`LoaderConfig::batch_deadline`].
+    #[config(default = "Some(Duration::from_secs(600))")]
+    pub batch_deadline: Option<Duration>,
 }
 
 /// The training and validation loaders of a dataset.
@@ -99,15 +106,28 @@ impl DataLoadersConfig {
             .with_prefetch(self.prefetch)
             .with_seed(self.seed)
             .with_on_error(self.on_error)
+            .with_batch_deadline(self.batch_deadline)
     }
 
     /// Checks the settings a user gives: image size 1–8192 px, batch size 1–65536, at
-    /// most 256 workers and 1024 prefetched batches, and a valid augmentation policy
-    /// ([`AugPolicy::validate`]). [`DataLoadersConfig::from_csv`] calls it; call it before
-    /// [`DataLoadersConfig::build`] when building from lists.
+    /// most 256 workers and 1024 prefetched batches, a batch deadline (when set) above 0,
+    /// and a valid augmentation policy ([`AugPolicy::validate`]).
+    /// [`DataLoadersConfig::from_csv`] calls it; call it before [`DataLoadersConfig::build`]
+    /// when building from lists.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the first setting out of range.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use fastburn_data::{DataLoadersConfig, Error};
+    ///
+    /// assert!(DataLoadersConfig::new(32).validate().is_ok());
+    /// assert!(DataLoadersConfig::new(32).with_batch_deadline(None).validate().is_ok());
+    /// let zero = DataLoadersConfig::new(32).with_batch_deadline(Some(Duration::ZERO));
+    /// assert!(matches!(zero.validate(), Err(Error::InvalidConfig { key: "batch_deadline", .. })));
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let check = |ok: bool, key: &'static str, value: String, expected: &'static str| {
             if ok {
@@ -143,6 +163,12 @@ impl DataLoadersConfig {
             "prefetch",
             self.prefetch.to_string(),
             "at most 1024 batches",
+        )?;
+        check(
+            self.batch_deadline.is_none_or(|d| !d.is_zero()),
+            "batch_deadline",
+            format!("{:?}", self.batch_deadline),
+            "a duration above 0, or None for no deadline",
         )?;
         match &self.aug {
             Some(a) => a.validate(),

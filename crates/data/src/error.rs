@@ -175,13 +175,31 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// A loader worker panicked outside the per-item guard, or vanished.
-    #[error("loader worker died (epoch {epoch}): {message}")]
+    /// A loader worker panicked outside the per-item guard (in a
+    /// [`BatchTransform`](crate::BatchTransform), say), or vanished.
+    #[error("loader worker died on batch {batch} (epoch {epoch}): {message}")]
     WorkerDied {
         /// The epoch.
         epoch: usize,
-        /// What is known.
+        /// The batch index within the epoch that was not produced.
+        batch: usize,
+        /// What is known (the panic's message).
         message: String,
+    },
+    /// A batch was not delivered within the loader's
+    /// [`batch_deadline`](crate::LoaderConfig::batch_deadline): a worker is stuck (a hung
+    /// read, a decoder or transform that does not return) or far too slow.
+    #[error(
+        "batch {batch} (epoch {epoch}) was not delivered within the loader's batch deadline \
+         of {deadline:?}; a loader worker is stuck or far too slow"
+    )]
+    BatchDeadline {
+        /// The epoch.
+        epoch: usize,
+        /// The batch index within the epoch.
+        batch: usize,
+        /// The configured deadline.
+        deadline: std::time::Duration,
     },
     /// Bad samples were skipped (opt-in) and their number passed the configured limit.
     #[error("{skipped} bad samples skipped this epoch, above the limit of {limit}; first: {first}")]

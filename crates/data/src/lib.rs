@@ -22,8 +22,9 @@
 //!   [`AugParams`]; [`augment_cpu`] (per item) and [`augment_batch`] (one fused resampling per
 //!   batch on the device) apply them with the same semantics; [`Dihedral`] is exact.
 //! - Loading: [`ImageDataset`] + [`Transforms`], the parallel, bounded, deterministic
-//!   [`DataLoader`], [`DataLoadersConfig`] → [`DataLoaders`]; [`CpuBatch::to_device`] →
-//!   [`Batch`] (ImageNet-normalised tensors).
+//!   [`DataLoader`] (a [`BatchTransform`] on its threads; a per-batch deadline,
+//!   [`LoaderConfig::batch_deadline`]), [`DataLoadersConfig`] → [`DataLoaders`];
+//!   [`CpuBatch::to_device`] → [`Batch`] (ImageNet-normalised tensors).
 //! - Looking: [`show_batch`] writes a PNG grid with the tags beneath.
 //! - Synthetic data: [`synth`] writes a Planet-like dataset from a seed.
 //!
@@ -67,7 +68,9 @@ pub use error::{
 pub use items::{
     CsvConfig, IMAGE_EXTENSIONS, Item, ItemList, LabelKind, MAX_CSV_BYTES, Task, Vocab, split_tags,
 };
-pub use loader::{CpuBatch, DataLoader, EpochIter, LoaderConfig, OnError};
+pub use loader::{
+    BatchPos, BatchTransform, CpuBatch, DataLoader, EpochIter, LoaderConfig, OnError,
+};
 pub use resize::{ResizeFilter, ResizeMethod, presize, resize_rgb, short_side_size};
 pub use show::{ShowConfig, batch_images, draw_text, planar_to_rgb, render_grid, show_batch};
 pub use split::{Split, Splitter, numpy_permutation};

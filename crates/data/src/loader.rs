@@ -4,7 +4,8 @@
 //! items with the same augmentation, whatever the number of workers, because the order comes
 //! from `(seed, epoch)` and each item's augmentation from `(seed, epoch, index)`. At most
 //! `prefetch` batches are produced ahead of the consumer. A failing or panicking worker is
-//! an error delivered in order — never a hang and never a silently short epoch.
+//! an error delivered in order — never a hang and never a silently short epoch — and a batch
+//! that does not arrive within [`LoaderConfig::batch_deadline`] is an error too.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use burn::config::Config;
 use rand::SeedableRng;
@@ -63,6 +64,15 @@ pub struct LoaderConfig {
     /// Bad-item policy.
     #[config(default = "OnError::Stop")]
     pub on_error: OnError,
+    /// Longest the consumer waits for one batch before the epoch ends with
+    /// [`Error::BatchDeadline`] naming it (`None`: wait forever). The default, ten minutes,
+    /// is far above any healthy batch and turns a stuck worker (a hung network read, a
+    /// decoder that never returns) into an error instead of a hang. The clock starts when
+    /// the consumer asks for the batch, so a slow consumer never trips it. With
+    /// `workers = 0` the batch is built on the calling thread, which cannot be
+    /// interrupted: a batch that took longer is the same error, raised when it returns.
+    #[config(default = "Some(Duration::from_secs(600))")]
+    pub batch_deadline: Option<Duration>,
 }
 
 /// A batch in host memory, ready to go to a device.
@@ -96,6 +106,25 @@ impl CpuBatch {
     }
 }
 
+/// Where a batch sits in the run: what a [`BatchTransform`] is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchPos {
+    /// The epoch.
+    pub epoch: usize,
+    /// The batch index within the epoch.
+    pub batch: usize,
+}
+
+/// A function run on every assembled (non-empty) batch, on the thread that built it, before
+/// the batch is delivered: host-side batch transforms such as label smoothing or custom
+/// statistics (fastai's `after_batch`, on the CPU). Set with
+/// [`DataLoader::with_batch_transform`].
+///
+/// It is deterministic when it depends only on the batch and its [`BatchPos`] (not on the
+/// thread or the time): batches then stay identical for any number of workers. A panic in
+/// it is contained and ends the epoch with [`Error::WorkerDied`] naming the batch.
+pub type BatchTransform = Arc<dyn Fn(BatchPos, &mut CpuBatch) + Send + Sync>;
+
 /// A data loader over an [`ImageDataset`].
 ///
 /// ```
@@ -109,24 +138,67 @@ impl CpuBatch {
 /// assert_eq!(sizes, vec![4, 4, 2]);
 /// # Ok::<(), fastburn_data::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DataLoader {
     dataset: ImageDataset,
     cfg: Arc<LoaderConfig>,
+    transform: Option<BatchTransform>,
+}
+
+impl std::fmt::Debug for DataLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataLoader")
+            .field("dataset", &self.dataset)
+            .field("cfg", &self.cfg)
+            .field("batch_transform", &self.transform.is_some())
+            .finish()
+    }
 }
 
 impl DataLoader {
     /// A loader over `dataset`.
     ///
     /// # Panics
-    /// When `batch_size` or `prefetch` is 0.
+    /// When `batch_size` or `prefetch` is 0, or `batch_deadline` is `Some(0)`.
     pub fn new(dataset: ImageDataset, cfg: LoaderConfig) -> Self {
         assert!(cfg.batch_size > 0, "batch_size must be at least 1");
         assert!(cfg.prefetch > 0, "prefetch must be at least 1");
+        assert!(
+            cfg.batch_deadline.is_none_or(|d| !d.is_zero()),
+            "batch_deadline must be above 0 (None: no deadline)"
+        );
         DataLoader {
             dataset,
             cfg: Arc::new(cfg),
+            transform: None,
         }
+    }
+
+    /// The same loader with `transform` run on every batch before it is delivered (see
+    /// [`BatchTransform`]); it replaces any earlier one and is kept by
+    /// [`DataLoader::with_dataset`] and [`DataLoader::with_config`].
+    ///
+    /// # Example
+    /// Label smoothing of multi-hot targets, on the loader's threads:
+    /// ```
+    /// # use fastburn_data::*;
+    /// # use std::sync::Arc;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # synth::SynthConfig::new(dir.path().to_path_buf()).with_n(6).with_size(32).generate().unwrap();
+    /// let list = CsvConfig::new(dir.path().join("labels.csv"), dir.path().join("train-jpg")).load()?;
+    /// let ds = ImageDataset::new(list, Transforms::new(16), 42);
+    /// let smooth: BatchTransform = Arc::new(|_pos: BatchPos, b: &mut CpuBatch| {
+    ///     b.targets.iter_mut().for_each(|t| *t = 0.05 + 0.9 * *t);
+    /// });
+    /// let dl = DataLoader::new(ds, LoaderConfig::new().with_batch_size(4)).with_batch_transform(smooth);
+    /// for batch in dl.epoch(0) {
+    ///     assert!(batch?.targets.iter().all(|&t| t == 0.05 || t == 0.95));
+    /// }
+    /// # Ok::<(), fastburn_data::Error>(())
+    /// ```
+    pub fn with_batch_transform(mut self, transform: BatchTransform) -> Self {
+        self.transform = Some(transform);
+        self
     }
 
     /// The dataset.
@@ -144,12 +216,19 @@ impl DataLoader {
         DataLoader {
             dataset,
             cfg: self.cfg.clone(),
+            transform: self.transform.clone(),
         }
     }
 
     /// The same dataset with another configuration.
+    ///
+    /// # Panics
+    /// As [`DataLoader::new`].
     pub fn with_config(&self, cfg: LoaderConfig) -> Self {
-        DataLoader::new(self.dataset.clone(), cfg)
+        DataLoader {
+            transform: self.transform.clone(),
+            ..DataLoader::new(self.dataset.clone(), cfg)
+        }
     }
 
     /// Number of batches per epoch.
@@ -188,12 +267,13 @@ impl DataLoader {
     /// Iterates over the batches of `epoch`. Workers start at once; dropping the iterator
     /// stops and joins them.
     pub fn epoch(&self, epoch: usize) -> EpochIter {
-        EpochIter::start(
-            self.dataset.clone(),
-            self.cfg.clone(),
+        EpochIter::start(Job {
+            ds: self.dataset.clone(),
+            cfg: self.cfg.clone(),
+            transform: self.transform.clone(),
             epoch,
-            self.batches(epoch),
-        )
+            batches: Arc::new(self.batches(epoch)),
+        })
     }
 }
 
@@ -212,12 +292,22 @@ struct Shared {
 
 type Msg = (usize, Result<CpuBatch>);
 
-/// The batches of one epoch, in order. Yields `Err` once, then ends, when a batch fails.
-pub struct EpochIter {
-    dataset: ImageDataset,
+/// What the threads of one epoch share read-only.
+#[derive(Clone)]
+struct Job {
+    ds: ImageDataset,
     cfg: Arc<LoaderConfig>,
+    transform: Option<BatchTransform>,
     epoch: usize,
     batches: Arc<Vec<Vec<usize>>>,
+}
+
+/// How often a waiting consumer checks that the workers are alive.
+const POLL: Duration = Duration::from_millis(500);
+
+/// The batches of one epoch, in order. Yields `Err` once, then ends, when a batch fails.
+pub struct EpochIter {
+    job: Job,
     shared: Arc<Shared>,
     rx: Option<Receiver<Msg>>,
     pending: HashMap<usize, Result<CpuBatch>>,
@@ -228,12 +318,7 @@ pub struct EpochIter {
 }
 
 impl EpochIter {
-    fn start(
-        dataset: ImageDataset,
-        cfg: Arc<LoaderConfig>,
-        epoch: usize,
-        batches: Vec<Vec<usize>>,
-    ) -> Self {
+    fn start(job: Job) -> Self {
         let shared = Arc::new(Shared {
             window: Mutex::new(Window {
                 next: 0,
@@ -244,35 +329,24 @@ impl EpochIter {
             cond: Condvar::new(),
             skipped: AtomicUsize::new(0),
         });
-        let batches = Arc::new(batches);
-        let first_skip = Arc::new(Mutex::new(None));
         let mut it = EpochIter {
-            dataset,
-            cfg,
-            epoch,
-            batches,
+            job,
             shared,
             rx: None,
             pending: HashMap::new(),
             handles: Vec::new(),
             done: false,
             delivered_items: 0,
-            first_skip,
+            first_skip: Arc::new(Mutex::new(None)),
         };
-        if it.cfg.workers > 0 {
+        if it.job.cfg.workers > 0 {
             let (tx, rx) = channel();
-            for w in 0..it.cfg.workers {
+            for w in 0..it.job.cfg.workers {
                 let tx: Sender<Msg> = tx.clone();
-                let (ds, cfg, shared, batches, fs) = (
-                    it.dataset.clone(),
-                    it.cfg.clone(),
-                    it.shared.clone(),
-                    it.batches.clone(),
-                    it.first_skip.clone(),
-                );
+                let (job, shared, fs) = (it.job.clone(), it.shared.clone(), it.first_skip.clone());
                 let handle = std::thread::Builder::new()
                     .name(format!("fastburn-loader-{w}"))
-                    .spawn(move || worker(&ds, &cfg, epoch, &batches, &shared, &fs, &tx))
+                    .spawn(move || worker(&job, &shared, &fs, &tx))
                     .expect("spawning a loader thread");
                 it.handles.push(handle);
             }
@@ -301,36 +375,65 @@ impl EpochIter {
             .in_flight_max
     }
 
-    fn stop_workers(&mut self) {
+    /// Tells the workers to stop and disconnects them.
+    fn signal_stop(&mut self) {
         {
             let mut w = self.shared.window.lock().expect("loader lock");
             w.stop = true;
         }
         self.shared.cond.notify_all();
         self.rx = None;
+    }
+
+    fn stop_workers(&mut self) {
+        self.signal_stop();
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
 
+    /// Stops the workers without joining them: one is stuck (past the batch deadline), and
+    /// joining it could hang. Each exits at its next batch boundary (its send fails).
+    fn abandon_workers(&mut self) {
+        self.signal_stop();
+        self.handles.clear();
+    }
+
+    fn deadline_error(&self, b: usize, deadline: Duration) -> Error {
+        Error::BatchDeadline {
+            epoch: self.job.epoch,
+            batch: b,
+            deadline,
+        }
+    }
+
     fn next_result(&mut self, b: usize) -> Result<CpuBatch> {
-        if self.cfg.workers == 0 {
-            return build_batch_contained(
-                &self.dataset,
-                &self.cfg,
-                self.epoch,
-                &self.batches[b],
-                b,
-                &self.shared,
-                &self.first_skip,
-            );
+        let started = Instant::now();
+        let deadline = self.job.cfg.batch_deadline;
+        if self.job.cfg.workers == 0 {
+            let r = build_batch_contained(&self.job, b, &self.shared, &self.first_skip);
+            return match deadline {
+                Some(d) if r.is_ok() && started.elapsed() > d => Err(self.deadline_error(b, d)),
+                _ => r,
+            };
         }
         loop {
             if let Some(r) = self.pending.remove(&b) {
                 return r;
             }
+            let wait = match deadline {
+                Some(d) => {
+                    let left = d.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        self.abandon_workers();
+                        return Err(self.deadline_error(b, d));
+                    }
+                    left.min(POLL)
+                }
+                None => POLL,
+            };
             let rx = self.rx.as_ref().expect("receiver present while running");
-            match rx.recv_timeout(Duration::from_millis(500)) {
+            match rx.recv_timeout(wait) {
                 Ok((i, r)) => {
                     self.pending.insert(i, r);
                 }
@@ -344,15 +447,17 @@ impl EpochIter {
                             return r;
                         }
                         return Err(Error::WorkerDied {
-                            epoch: self.epoch,
-                            message: format!("all workers ended before batch {b} was produced"),
+                            epoch: self.job.epoch,
+                            batch: b,
+                            message: "all workers ended before the batch was produced".into(),
                         });
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(Error::WorkerDied {
-                        epoch: self.epoch,
-                        message: format!("workers disconnected before batch {b} was produced"),
+                        epoch: self.job.epoch,
+                        batch: b,
+                        message: "workers disconnected before the batch was produced".into(),
                     });
                 }
             }
@@ -369,7 +474,7 @@ impl Iterator for EpochIter {
         }
         loop {
             let b = self.shared.window.lock().expect("loader lock").consumed;
-            if b >= self.batches.len() {
+            if b >= self.job.batches.len() {
                 self.done = true;
                 self.stop_workers();
                 return None;
@@ -398,7 +503,7 @@ impl Iterator for EpochIter {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.batches.len()))
+        (0, Some(self.job.batches.len()))
     }
 }
 
@@ -408,22 +513,15 @@ impl Drop for EpochIter {
     }
 }
 
-fn worker(
-    ds: &ImageDataset,
-    cfg: &LoaderConfig,
-    epoch: usize,
-    batches: &[Vec<usize>],
-    shared: &Shared,
-    first_skip: &Mutex<Option<Error>>,
-    tx: &Sender<Msg>,
-) {
+fn worker(job: &Job, shared: &Shared, first_skip: &Mutex<Option<Error>>, tx: &Sender<Msg>) {
+    let n = job.batches.len();
     loop {
         let b = {
             let mut w = shared.window.lock().expect("loader lock");
-            while !w.stop && w.next < batches.len() && w.next >= w.consumed + cfg.prefetch {
+            while !w.stop && w.next < n && w.next >= w.consumed + job.cfg.prefetch {
                 w = shared.cond.wait(w).expect("loader lock");
             }
-            if w.stop || w.next >= batches.len() {
+            if w.stop || w.next >= n {
                 return;
             }
             let b = w.next;
@@ -431,31 +529,45 @@ fn worker(
             w.in_flight_max = w.in_flight_max.max(w.next - w.consumed);
             b
         };
-        let r = build_batch_contained(ds, cfg, epoch, &batches[b], b, shared, first_skip);
+        let r = build_batch_contained(job, b, shared, first_skip);
         if tx.send((b, r)).is_err() {
             return; // the consumer is gone
         }
     }
 }
 
-/// [`build_batch`] with a panic (in augmentation, a custom decoder, anything) turned into
-/// [`Error::WorkerDied`], on a worker thread or on the caller's (`workers = 0`) alike.
+/// [`build_batch`] and the [`BatchTransform`], with a panic (in augmentation, a custom
+/// decoder, the transform, anything) turned into [`Error::WorkerDied`], on a worker thread
+/// or on the caller's (`workers = 0`) alike.
 fn build_batch_contained(
-    ds: &ImageDataset,
-    cfg: &LoaderConfig,
-    epoch: usize,
-    indices: &[usize],
+    job: &Job,
     b: usize,
     shared: &Shared,
     first_skip: &Mutex<Option<Error>>,
 ) -> Result<CpuBatch> {
+    let epoch = job.epoch;
     catch_unwind(AssertUnwindSafe(|| {
-        build_batch(ds, cfg, epoch, indices, b, shared, first_skip)
+        let mut batch = build_batch(
+            &job.ds,
+            &job.cfg,
+            epoch,
+            &job.batches[b],
+            b,
+            shared,
+            first_skip,
+        )?;
+        if let Some(t) = &job.transform
+            && !batch.is_empty()
+        {
+            t(BatchPos { epoch, batch: b }, &mut batch);
+        }
+        Ok(batch)
     }))
     .unwrap_or_else(|p| {
         Err(Error::WorkerDied {
             epoch,
-            message: format!("batch {b}: {}", panic_message(p.as_ref())),
+            batch: b,
+            message: panic_message(p.as_ref()),
         })
     })
 }

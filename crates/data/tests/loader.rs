@@ -3,12 +3,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use fastburn_data::synth::SynthConfig;
 use fastburn_data::{
-    AugOn, AugPolicy, CpuBatch, CsvConfig, DataLoader, DecodeOptions, Error, ImageDataset,
-    ItemList, LoaderConfig, OnError, Task, Transforms, load_rgb_with,
+    AugOn, AugPolicy, BatchPos, BatchTransform, CpuBatch, CsvConfig, DataLoader, DecodeFn,
+    DecodeOptions, Error, ImageDataset, ItemList, LoaderConfig, OnError, Task, Transforms,
+    load_rgb_with,
 };
 
 fn dataset(n: usize, dir: &Path) -> ItemList {
@@ -78,25 +80,44 @@ fn drop_last_and_in_order_loading() {
     assert_eq!(b.len(), 2);
 }
 
+/// Goal 20, measured by the test itself rather than by the loader's own counter: the
+/// decoder counts every item it produces, the consumer counts every item it has taken, and
+/// at every decode the difference is at most `prefetch` batches plus the one being handed
+/// over (the loader marks a batch consumed just before the consumer receives it).
 #[test]
 fn prefetch_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let ds = ImageDataset::new(dataset(40, dir.path()), Transforms::new(16), 0);
+    let list = dataset(40, dir.path());
+    let bs = 2;
     for prefetch in [1, 3] {
+        let produced = Arc::new(AtomicUsize::new(0));
+        let consumed = Arc::new(AtomicUsize::new(0));
+        let max_gap = Arc::new(AtomicUsize::new(0));
+        let counting: DecodeFn = {
+            let (produced, consumed, max_gap) =
+                (produced.clone(), consumed.clone(), max_gap.clone());
+            Arc::new(move |p: &Path, o: &DecodeOptions| {
+                let image = load_rgb_with(p, o).map(|d| d.image);
+                let n = produced.fetch_add(1, SeqCst) + 1;
+                max_gap.fetch_max(n.saturating_sub(consumed.load(SeqCst)), SeqCst);
+                image
+            })
+        };
+        let ds = ImageDataset::new(list.clone(), Transforms::new(16), 0).with_decoder(counting);
         let dl = DataLoader::new(
-            ds.clone(),
+            ds,
             LoaderConfig::new()
-                .with_batch_size(2)
+                .with_batch_size(bs)
                 .with_workers(3)
                 .with_prefetch(prefetch),
         );
         let mut it = dl.epoch(0);
         let mut n = 0;
         while let Some(b) = it.next() {
-            b.unwrap();
+            consumed.fetch_add(b.unwrap().len(), SeqCst);
             n += 1;
             // A slow consumer: workers would race ahead if nothing bounded them.
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(10));
             assert!(
                 it.max_in_flight() <= prefetch,
                 "{} > {prefetch}",
@@ -105,6 +126,15 @@ fn prefetch_is_bounded() {
         }
         assert_eq!(n, 20);
         assert_eq!(it.delivered(), 40);
+        assert_eq!(produced.load(SeqCst), 40, "every item decoded once");
+        let gap = max_gap.load(SeqCst);
+        assert!(
+            gap <= (prefetch + 1) * bs,
+            "prefetch {prefetch}: {gap} items produced and not consumed"
+        );
+        if prefetch > 1 {
+            assert!(gap > bs, "the workers never ran ahead (gap {gap})");
+        }
     }
 }
 
@@ -251,4 +281,130 @@ fn a_batch_whose_items_are_all_skipped_is_not_delivered() {
         );
         assert_eq!(it.skipped(), 4);
     }
+}
+
+/// Goal 21 for a panic outside the per-item guard (here in a batch transform, not in
+/// decoding): the epoch delivers the batches before it, then a typed error naming the
+/// batch, then ends — within seconds, for any number of workers — and the next epoch
+/// loads in full.
+#[test]
+fn a_panic_outside_decoding_ends_the_epoch_with_worker_died_naming_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dataset(12, dir.path());
+    let boom: BatchTransform = Arc::new(|pos: BatchPos, _b: &mut CpuBatch| {
+        if pos == (BatchPos { epoch: 0, batch: 1 }) {
+            panic!("injected panic in a batch transform");
+        }
+    });
+    for workers in [0, 2] {
+        let dl = DataLoader::new(
+            ImageDataset::new(list.clone(), Transforms::new(16), 0),
+            LoaderConfig::new().with_batch_size(4).with_workers(workers),
+        )
+        .with_batch_transform(boom.clone());
+        let t0 = Instant::now();
+        let results: Vec<_> = dl.epoch(0).collect();
+        assert!(t0.elapsed() < Duration::from_secs(5), "workers={workers}");
+        assert_eq!(
+            results.len(),
+            2,
+            "workers={workers}: batch 0, then the error"
+        );
+        assert_eq!(results[0].as_ref().unwrap().indices, [0, 1, 2, 3]);
+        let err = results[1].as_ref().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::WorkerDied {
+                    epoch: 0,
+                    batch: 1,
+                    ..
+                }
+            ),
+            "workers={workers}: {err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("injected panic in a batch transform"),
+            "{err}"
+        );
+        let next: Vec<usize> = collect(&dl, 1).iter().map(CpuBatch::len).collect();
+        assert_eq!(next, [4, 4, 4], "workers={workers}: the loader still works");
+    }
+}
+
+/// Issue 13 item 13: a batch that is not delivered within `batch_deadline` is an error
+/// naming it, instead of an endless wait.
+#[test]
+fn a_batch_past_its_deadline_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dataset(12, dir.path());
+    let stall = |d: Duration| -> BatchTransform {
+        Arc::new(move |pos: BatchPos, _b: &mut CpuBatch| {
+            if pos.batch == 1 {
+                std::thread::sleep(d);
+            }
+        })
+    };
+    let loader = |workers: usize, deadline: Option<Duration>, t: BatchTransform| {
+        DataLoader::new(
+            ImageDataset::new(list.clone(), Transforms::new(16), 0),
+            LoaderConfig::new()
+                .with_batch_size(4)
+                .with_workers(workers)
+                .with_batch_deadline(deadline),
+        )
+        .with_batch_transform(t)
+    };
+    let check = |results: &[Result<CpuBatch, Error>], deadline: Duration, what: &str| {
+        assert_eq!(results.len(), 2, "{what}: batch 0, then the error");
+        assert!(results[0].is_ok(), "{what}");
+        let err = results[1].as_ref().unwrap_err();
+        assert!(
+            matches!(err, Error::BatchDeadline { epoch: 0, batch: 1, deadline: d } if *d == deadline),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("batch 1"), "{err}");
+    };
+    // Workers: the consumer stops waiting at the deadline, long before the stall ends (the
+    // stuck worker is left to finish on its own; collecting also drops the iterator).
+    let deadline = Duration::from_millis(300);
+    let t0 = Instant::now();
+    let results: Vec<_> = loader(2, Some(deadline), stall(Duration::from_secs(8)))
+        .epoch(0)
+        .collect();
+    let took = t0.elapsed();
+    check(&results, deadline, "workers=2");
+    assert!(took < Duration::from_secs(4), "waited {took:?}");
+    // On the calling thread the batch cannot be interrupted: it is the same error once the
+    // batch returns.
+    let deadline = Duration::from_millis(100);
+    let results: Vec<_> = loader(0, Some(deadline), stall(Duration::from_millis(400)))
+        .epoch(0)
+        .collect();
+    check(&results, deadline, "workers=0");
+    // Control: the same slow batch is delivered without a deadline and under the default.
+    assert_eq!(
+        LoaderConfig::new().batch_deadline,
+        Some(Duration::from_secs(600))
+    );
+    for (workers, deadline) in [
+        (2, None),
+        (0, None),
+        (2, LoaderConfig::new().batch_deadline),
+    ] {
+        let dl = loader(workers, deadline, stall(Duration::from_millis(400)));
+        assert_eq!(collect(&dl, 0).len(), 3, "workers={workers} {deadline:?}");
+    }
+}
+
+#[test]
+#[should_panic = "batch_deadline must be above 0 (None: no deadline)"]
+fn a_zero_batch_deadline_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = ImageDataset::new(dataset(2, dir.path()), Transforms::new(16), 0);
+    DataLoader::new(
+        ds,
+        LoaderConfig::new().with_batch_deadline(Some(Duration::ZERO)),
+    );
 }

@@ -249,24 +249,107 @@ fn submission_has_one_row_per_test_image_and_reads_back_strictly() {
     assert_eq!(text.lines().count(), 5);
 }
 
+/// Precompute does what it claims, checked by behaviour rather than by timing: once the
+/// activations are cached, fits touch neither the images nor the body — they succeed with
+/// the image folder moved away, and every body tensor (BatchNorm statistics included, which
+/// any training-mode forward of the body would move) is bitwise unchanged while the head
+/// trains — and the validation pass on the cached activations gives the probabilities and
+/// the loss of the full forward on the images.
 #[test]
-fn precompute_trains_the_head_faster_and_is_invalidated() {
+fn precompute_trains_the_head_on_cached_activations_and_is_invalidated() {
+    use fastburn_learner::{Callback, Flow, Learner, Phase};
+    type Probs = std::sync::Arc<std::sync::Mutex<Vec<(usize, Vec<f32>)>>>;
+    /// The probabilities of each item in the latest validation pass of a fit.
+    struct ValidProbs(Probs);
+    impl Callback for ValidProbs {
+        fn name(&self) -> String {
+            "valid_probs".into()
+        }
+        fn before_validate(&mut self, l: &mut Learner) -> fastburn_learner::Result<Flow> {
+            if l.state().phase == Phase::Valid {
+                self.0.lock().unwrap().clear();
+            }
+            Ok(Flow::Continue)
+        }
+        fn after_batch(&mut self, l: &mut Learner) -> fastburn_learner::Result<Flow> {
+            if l.state().phase == Phase::Valid
+                && let Some(out) = l.batch_output()
+            {
+                let c = out.probs.len() / out.indices.len();
+                let mut seen = self.0.lock().unwrap();
+                for (k, &i) in out.indices.iter().enumerate() {
+                    seen.push((i, out.probs[k * c..(k + 1) * c].to_vec()));
+                }
+            }
+            Ok(Flow::Continue)
+        }
+    }
+    let body = |w: &common::Weights| -> Vec<(String, Vec<f32>)> {
+        w.0.iter()
+            .filter(|(n, _)| n.starts_with("body"))
+            .cloned()
+            .collect()
+    };
+
     let dir = tempfile::tempdir().unwrap();
     let mut l = common::learner(dir.path(), 64, 32, 8);
     l.freeze();
-    let t0 = std::time::Instant::now();
     l.fit(2, 1e-2).unwrap();
-    let plain = t0.elapsed().as_secs_f64();
     let rep = l.precompute().unwrap();
     assert_eq!(rep.train_items + rep.valid_items, 64);
     let head0 = common::weights(&l);
-    let t1 = std::time::Instant::now();
-    l.fit(2, 1e-2).unwrap();
-    let cached = t1.elapsed().as_secs_f64();
-    eprintln!("2 frozen epochs: {plain:.3} s on images, {cached:.3} s on precomputed activations");
-    assert_ne!(common::weights(&l), head0, "the head trained on the cache");
+    assert!(body(&head0).len() > 10, "body tensors found by name");
+
+    let images = dir.path().join("data").join("train-jpg");
+    let away = dir.path().join("data").join("moved-away");
+    std::fs::rename(&images, &away).unwrap();
+    let probs: Probs = Default::default();
+    l.add_callback(ValidProbs(probs.clone()));
+    let fit = l.fit(2, 1e-2);
+    std::fs::rename(&away, &images).unwrap();
+    fit.expect("a precomputed fit reads no image");
+    l.remove_cb::<ValidProbs>();
+
+    let trained = common::weights(&l);
+    assert_ne!(trained, head0, "the head trained on the cache");
+    assert_eq!(
+        body(&trained),
+        body(&head0),
+        "the body did not run (weights and BatchNorm statistics bitwise unchanged)"
+    );
     assert!(l.is_precomputed());
-    assert!(l.history().last().unwrap().metric("f2@0.2").is_some());
+    let last = l.history().last().unwrap().clone();
+    assert!(last.metric("f2@0.2").is_some());
+
+    // The same validation items through body and head, from the images.
+    let valid = l.dls().valid.clone();
+    let full = l.get_preds(&valid).unwrap();
+    let c = full.n_classes;
+    let mut cached = probs.lock().unwrap().clone();
+    cached.sort_by_key(|(i, _)| *i);
+    let mut want: Vec<(usize, Vec<f32>)> = full
+        .indices
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| (i, full.probs[k * c..(k + 1) * c].to_vec()))
+        .collect();
+    want.sort_by_key(|(i, _)| *i);
+    assert_eq!(cached.len(), rep.valid_items);
+    assert_eq!(cached.len(), want.len());
+    for ((i, a), (j, b)) in cached.iter().zip(&want) {
+        assert_eq!(i, j);
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-5, "item {i}: cached {x} vs full {y}");
+        }
+    }
+    let full_loss =
+        full.losses.iter().map(|&v| f64::from(v)).sum::<f64>() / full.losses.len() as f64;
+    assert!(
+        (last.valid_loss - full_loss).abs() < 1e-5 * full_loss.max(1.0),
+        "validation loss on the cache {} vs the full forward {full_loss}",
+        last.valid_loss
+    );
+
     l.unfreeze();
     assert!(!l.is_precomputed(), "unfreeze drops the cache");
     l.precompute().unwrap();
@@ -362,7 +445,8 @@ fn bundle_metadata_is_validated_on_load() {
     // The unedited copy loads: the helper itself is sound.
     edit_bundle(&bundle, &bad, |_| {});
     load_learner(&bad, &Device::flex()).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "thresholds",
             Box::new(|m| m["thresholds"] = serde_json::json!([0.1, 0.2])),
