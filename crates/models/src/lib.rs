@@ -66,18 +66,28 @@
 //! ```
 
 mod arch;
+mod efficientnet;
 mod error;
 mod head;
 mod import;
+mod mobilenet;
 mod resnet;
 mod summary;
 mod vision;
 pub mod weights;
 
 pub use arch::{Arch, ParseArchError};
+pub use efficientnet::{
+    EfficientNet, EfficientNetBody, EfficientNetConfig, EfficientNetLayer, MBConv,
+    SqueezeExcitation, StochasticDepth,
+};
 pub use error::{DownloadError, Error};
 pub use head::{Head, HeadConfig, LinBnDrop};
 pub use import::{MAX_WEIGHT_FILE_BYTES, WeightFormat, load_body, load_torchvision, sniff_format};
+pub use mobilenet::{
+    ConvNorm, InvertedResidual, MobileNetV2, MobileNetV2Body, MobileNetV2Config, MobileNetV2Layer,
+    make_divisible,
+};
 pub use resnet::{Block, ChannelAdapt, ResNet, ResNetBody, ResNetConfig};
 pub use summary::{LayerSummary, Summarize, Summary, num_parameters, summary};
 pub use vision::{VisionModel, VisionModelConfig};
