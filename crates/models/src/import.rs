@@ -122,14 +122,16 @@ pub fn sniff_format(path: impl AsRef<Path>) -> Result<WeightFormat, Error> {
         .take(9)
         .read_to_end(&mut head)
         .map_err(io)?;
-    if head.starts_with(b"PK\x03\x04") || head.first() == Some(&0x80) {
-        return Ok(WeightFormat::Pytorch);
-    }
+    // Safetensors first: its first byte is the low byte of the header length, which is
+    // 0x80 (a pickle's PROTO opcode) for one header length in 256.
     if head.len() == 9 && head[8] == b'{' {
         let header_len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         if header_len <= size - 8 {
             return Ok(WeightFormat::Safetensors);
         }
+    }
+    if head.starts_with(b"PK\x03\x04") || head.first() == Some(&0x80) {
+        return Ok(WeightFormat::Pytorch);
     }
     Err(Error::UnknownFormat {
         path: path.to_path_buf(),

@@ -47,6 +47,16 @@ fn formats_are_told_by_magic_bytes_not_extension() {
         sniff_format(fixture("resnet50_w4.safetensors")).unwrap(),
         WeightFormat::Safetensors
     );
+    // A SafeTensors header 128 bytes long (mod 256) makes the file start with 0x80, a
+    // pickle's first byte: still SafeTensors.
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("header128.safetensors");
+    let header = format!("{:<128}", r#"{"__metadata__":{"format":"pt"}}"#);
+    let mut bytes = 128u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    std::fs::write(&st, &bytes).unwrap();
+    assert_eq!(bytes[0], 0x80);
+    assert_eq!(sniff_format(&st).unwrap(), WeightFormat::Safetensors);
     // A SafeTensors file named .pth still loads.
     let dir = tempfile::tempdir().unwrap();
     let renamed = dir.path().join("weights.pth");
