@@ -921,9 +921,10 @@ impl Learner {
         self.state.training = false;
         self.state.phase = phase;
         let r = (|| {
-            match self.run_hook(Hook::BeforeValidate)? {
-                f @ (Flow::CancelFit | Flow::CancelEpoch) => return Ok(f),
-                _ => {}
+            if let f @ (Flow::CancelFit | Flow::CancelEpoch) =
+                self.run_hook(Hook::BeforeValidate)?
+            {
+                return Ok(f);
             }
             let flow = self.all_batches(source, phase)?;
             let after = self.run_hook(Hook::AfterValidate)?;

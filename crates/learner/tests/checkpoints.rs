@@ -77,7 +77,7 @@ fn replacing_a_checkpoint_never_leaves_none() {
     // The same run and number again: replaced, nothing left aside.
     let again = l.save_checkpoint(&ck).unwrap();
     assert_eq!(again, first);
-    assert_eq!(dir_names(&ck), [name.clone()]);
+    assert_eq!(dir_names(&ck), std::slice::from_ref(&name));
 
     // The state a kill between the two renames leaves: only the `.prev` copy. Resume loads
     // it and moves it back into place.
@@ -88,7 +88,7 @@ fn replacing_a_checkpoint_never_leaves_none() {
     assert_eq!(fresh.resume(&ck, &ResumeFrom::OnlyRun).unwrap(), first);
     assert_eq!(fresh.state().epochs_done, 1);
     assert_eq!(common::weights(&fresh), common::weights(&l));
-    assert_eq!(dir_names(&ck), [name.clone()]);
+    assert_eq!(dir_names(&ck), std::slice::from_ref(&name));
     fresh.save_checkpoint(&ck).unwrap();
     prune(&ck, fresh.run_id(), 3).unwrap();
     assert_eq!(dir_names(&ck), [name]);

@@ -182,7 +182,7 @@ fn the_training_loader_drops_its_last_partial_batch() {
     // 44 items: about 35 train, 9 valid; batches of 8.
     let mut l = common::learner(dir.path(), 44, 32, 8);
     let (nt, nv) = (l.dls().train.dataset().len(), l.dls().valid.dataset().len());
-    assert_eq!(nt % 8 != 0, true, "a partial batch exists");
+    assert!(nt % 8 != 0, "a partial batch exists");
     assert_eq!(
         l.dls().train.num_batches(),
         nt / 8,
