@@ -8,6 +8,7 @@
 //! cargo run --release --example planet --features wgpu -- --device wgpu
 //! cargo run --release --example planet --features pretrained -- --pretrained imagenet
 //! cargo run --release --example planet -- --help
+//! cargo run --release --example planet -- --resume      # continue a killed run in --out
 //! ```
 //! The flags are [`fastburn::recipe::RecipeArgs`], the very definition `fastburn train`
 //! uses; `--out DIR` defaults to `target/planet-run`.
@@ -16,16 +17,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fastburn::recipe::RecipeArgs;
+use fastburn::recipe::{PlanetRecipe, RecipeArgs};
 
 /// The Planet recipe on the synthetic set (or on a CSV and its images).
 #[derive(Debug, Parser)]
 #[command(name = "planet")]
 struct Cli {
     /// The run folder: model.fbx, metrics.json, history.csv/json, losses.png, lr_find.png,
-    /// recipe.json, submission.csv.
+    /// submission.csv; recipe.json, run.json and checkpoints/ to resume from.
     #[arg(long, default_value = "target/planet-run")]
     out: PathBuf,
+    /// Continue the run in --out that stopped before it finished, from its newest
+    /// checkpoint, with the settings it was started with.
+    #[arg(long, conflicts_with = "RecipeArgs")]
+    resume: bool,
     /// The recipe.
     #[command(flatten)]
     recipe: RecipeArgs,
@@ -33,7 +38,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let run = cli.recipe.to_recipe(cli.out).and_then(|r| r.run());
+    let run = if cli.resume {
+        PlanetRecipe::resume(&cli.out)
+    } else {
+        cli.recipe.to_recipe(cli.out).and_then(|r| r.run())
+    };
     match run {
         Ok(report) => {
             if cli.recipe.quiet {
