@@ -192,6 +192,39 @@ fn narrow_resnet_forward_and_gradients_agree() {
     });
 }
 
+/// A narrow (`width_mult = 0.25`) model of a MobileNetV2 / EfficientNet family, as
+/// [`narrow_model`] for ResNet.
+fn narrow_family_model(arch: Arch) -> VisionModel {
+    fastburn::learner::rng::with_seed(&Device::flex(), 7, || {
+        let m = VisionModelConfig::new(arch, 5)
+            .with_width_mult(0.25)
+            .with_lin_ftrs(vec![16])
+            .with_ps(0.0)
+            .init(&Device::flex());
+        fastburn::learner::rng::materialize(&m);
+        m
+    })
+}
+
+/// Eval logits of one narrow model of each non-ResNet family (depthwise convolutions,
+/// ReLU6, SiLU and squeeze-excitation on every backend).
+#[test]
+fn narrow_mobile_families_forward_agrees() {
+    let x = random(&[2, 3, 40, 40], 13);
+    for arch in [Arch::MobileNetV2, Arch::EfficientNetB0] {
+        let model = narrow_family_model(arch);
+        compare(&format!("{arch}/0.25 forward, eval"), 1e-4, |d| {
+            values(
+                model
+                    .clone()
+                    .fork(d)
+                    .valid()
+                    .forward(t4(&x, [2, 3, 40, 40], d)),
+            )
+        });
+    }
+}
+
 #[test]
 fn on_device_augmentation_agrees() {
     let policy = AugPolicy::fastai().with_max_rotate(30.0);

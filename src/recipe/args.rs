@@ -109,12 +109,17 @@ pub struct RecipeArgs {
     /// has its own).
     #[arg(long, requires = "csv")]
     pub test_images: Option<PathBuf>,
-    /// Architecture: resnet18, resnet34, resnet50, resnet101 or resnet152.
+    /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v2 or
+    /// efficientnet_b0.
     #[arg(long, default_value = "resnet18")]
     pub arch: Arch,
-    /// Base width of the body (64 = torchvision; smaller trains faster from scratch).
+    /// Base width of a ResNet body (64 = torchvision; smaller trains faster from scratch).
     #[arg(long, default_value_t = 64)]
     pub width: usize,
+    /// Channel multiplier of a mobilenet_v2 / efficientnet_b0 body (1.0 = torchvision; a
+    /// pretrained file is read at this width).
+    #[arg(long, default_value_t = 1.0)]
+    pub width_mult: f64,
     /// Pretrained weights: `none`, a torchvision .pth / .safetensors file, or `imagenet`
     /// (download; needs a build with `--features pretrained`).
     #[arg(long, default_value = "none")]
@@ -231,6 +236,12 @@ impl RecipeArgs {
         check(a.epochs > 0, "--epochs", a.epochs, "at least 1")?;
         check(a.width > 0, "--width", a.width, "at least 1")?;
         check(
+            a.width_mult.is_finite() && a.width_mult > 0.0 && a.width_mult <= 8.0,
+            "--width-mult",
+            a.width_mult,
+            "a channel multiplier in (0, 8]",
+        )?;
+        check(
             a.valid_pct > 0.0 && a.valid_pct < 1.0,
             "--valid-pct",
             a.valid_pct,
@@ -262,6 +273,7 @@ impl RecipeArgs {
             .with_synth_size(a.synth_size)
             .with_arch(a.arch)
             .with_base_width(a.width)
+            .with_width_mult(a.width_mult)
             .with_pretrained(a.pretrained.clone())
             .with_sizes(a.sizes.clone())
             .with_policy(a.recipe)

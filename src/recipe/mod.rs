@@ -30,7 +30,7 @@ use fastburn_learner::{
     vision_learner, write_submission,
 };
 use fastburn_metrics::{FBetaMetric, ThresholdGrid, best_threshold, f2};
-use fastburn_models::{Arch, ResNetBody};
+use fastburn_models::{Arch, Body};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
@@ -79,8 +79,8 @@ pub enum Pretrained {
 }
 
 impl Pretrained {
-    /// The pretrained body of `arch` (torchvision's layout, classifier dropped), or `None`
-    /// for [`Pretrained::None`]. The recipe and the CLI load weights through this.
+    /// The pretrained body of `arch` at torchvision's width (torchvision's layout, classifier
+    /// dropped), or `None` for [`Pretrained::None`]; see [`Pretrained::body_at`].
     ///
     /// ```
     /// use fastburn::models::Arch;
@@ -95,10 +95,26 @@ impl Pretrained {
     /// # Errors
     /// The weights file is unreadable or does not fit `arch`; `ImageNet` without the
     /// `pretrained` feature; a failed or corrupt download.
-    pub fn body(&self, arch: Arch, device: &Device) -> Result<Option<ResNetBody>> {
+    pub fn body(&self, arch: Arch, device: &Device) -> Result<Option<Body>> {
+        self.body_at(arch, 1.0, device)
+    }
+
+    /// The pretrained body of `arch`, or `None` for [`Pretrained::None`]. A
+    /// [`File`](Pretrained::File) may hold a full torchvision state_dict or only the body's
+    /// tensors (`features.*`); a MobileNetV2 / EfficientNet file is read at `width_mult`
+    /// (a ResNet file at torchvision's base width 64, ImageNet weights at torchvision's
+    /// widths). The recipe and the CLI load weights through this.
+    ///
+    /// # Errors
+    /// As [`Pretrained::body`].
+    pub fn body_at(&self, arch: Arch, width_mult: f64, device: &Device) -> Result<Option<Body>> {
         match self {
             Pretrained::None => Ok(None),
-            Pretrained::File(path) => Ok(Some(fastburn_models::load_body(arch, path, device)?)),
+            Pretrained::File(path) => Ok(Some(
+                fastburn_models::VisionModelConfig::new(arch, 1)
+                    .with_width_mult(width_mult)
+                    .load_body(path, device)?,
+            )),
             Pretrained::ImageNet => {
                 #[cfg(feature = "pretrained")]
                 {
@@ -107,7 +123,7 @@ impl Pretrained {
                 }
                 #[cfg(not(feature = "pretrained"))]
                 {
-                    let _ = (arch, device);
+                    let _ = (arch, width_mult, device);
                     Err(Error::InvalidArgument {
                         key: "pretrained",
                         value: "imagenet".into(),
@@ -164,9 +180,13 @@ pub struct PlanetRecipe {
     /// Architecture.
     #[config(default = "Arch::ResNet18")]
     pub arch: Arch,
-    /// Base width (64 = torchvision; smaller trains faster from scratch).
+    /// Base width of a ResNet (64 = torchvision; smaller trains faster from scratch).
     #[config(default = 64)]
     pub base_width: usize,
+    /// Channel multiplier of a MobileNetV2 / EfficientNet (1.0 = torchvision; also the
+    /// width a pretrained file of theirs is read at).
+    #[config(default = 1.0)]
+    pub width_mult: f64,
     /// Pretrained weights.
     #[config(default = "Pretrained::None")]
     pub pretrained: Pretrained,
@@ -580,7 +600,9 @@ impl PlanetRecipe {
         );
 
         // Model.
-        let pretrained_body = self.pretrained.body(self.arch, &device)?;
+        let pretrained_body = self
+            .pretrained
+            .body_at(self.arch, self.width_mult, &device)?;
         let is_pretrained = pretrained_body.is_some();
         let opt = self.opt.unwrap_or(if is_pretrained {
             OptimizerConfig::sgd(0.9)
@@ -603,6 +625,7 @@ impl PlanetRecipe {
         }
         let lcfg = LearnerConfig::new(self.arch)
             .with_base_width(self.base_width)
+            .with_width_mult(self.width_mult)
             .with_train_bn(self.train_bn)
             .with_opt(opt)
             .with_seed(self.seed)

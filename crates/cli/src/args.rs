@@ -175,9 +175,12 @@ pub struct LrFindArgs {
     /// Architecture.
     #[arg(long, default_value = "resnet18")]
     pub arch: Arch,
-    /// Base width of the body.
+    /// Base width of a ResNet body.
     #[arg(long, default_value_t = 64)]
     pub width: usize,
+    /// Channel multiplier of a mobilenet_v2 / efficientnet_b0 body.
+    #[arg(long, default_value_t = 1.0)]
+    pub width_mult: f64,
     /// Pretrained weights: `none`, a weights file, or `imagenet` (feature `pretrained`);
     /// with weights the body is frozen during the sweep, as fastai does.
     #[arg(long, default_value = "none")]
@@ -258,9 +261,12 @@ pub struct SummaryArgs {
     /// Number of classes of the head.
     #[arg(long, default_value_t = 17)]
     pub classes: usize,
-    /// Base width of the body.
+    /// Base width of a ResNet body.
     #[arg(long, default_value_t = 64)]
     pub width: usize,
+    /// Channel multiplier of a mobilenet_v2 / efficientnet_b0 body.
+    #[arg(long, default_value_t = 1.0)]
+    pub width_mult: f64,
     /// Batch size of the summary's input.
     #[arg(long, default_value_t = 1)]
     pub bs: usize,

@@ -238,7 +238,13 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
         .with_seed(a.seed);
     dcfg.validate()?;
     let dls = dcfg.build(&list, &split);
-    let body = a.pretrained.body(a.arch, &device)?;
+    CliError::check(
+        a.width_mult.is_finite() && a.width_mult > 0.0 && a.width_mult <= 8.0,
+        "--width-mult",
+        a.width_mult,
+        "a channel multiplier in (0, 8]",
+    )?;
+    let body = a.pretrained.body_at(a.arch, a.width_mult, &device)?;
     let opt = a
         .opt
         .map(OptimizerConfig::from)
@@ -255,6 +261,7 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let lcfg = LearnerConfig::new(a.arch)
         .with_base_width(a.width)
+        .with_width_mult(a.width_mult)
         .with_opt(opt)
         .with_seed(a.seed)
         .with_path(dir);
@@ -325,9 +332,16 @@ pub fn summary_cmd(a: &SummaryArgs) -> Result<()> {
     CliError::check(a.classes > 0, "--classes", a.classes, "at least 1")?;
     CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
+    CliError::check(
+        a.width_mult.is_finite() && a.width_mult > 0.0 && a.width_mult <= 8.0,
+        "--width-mult",
+        a.width_mult,
+        "a channel multiplier in (0, 8]",
+    )?;
     let device = a.device.device()?;
     let model = VisionModelConfig::new(a.arch, a.classes)
         .with_base_width(a.width)
+        .with_width_mult(a.width_mult)
         .init(&device);
     println!("{}", summary(&model, [a.bs, 3, a.size, a.size], &device)?);
     Ok(())

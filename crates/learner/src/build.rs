@@ -65,7 +65,7 @@ pub fn default_callbacks(metrics: Vec<Box<dyn Metric>>) -> Vec<Box<dyn Callback>
 pub fn vision_learner(
     dls: DataLoaders,
     cfg: &LearnerConfig,
-    body: Option<fastburn_models::ResNetBody>,
+    body: Option<fastburn_models::Body>,
     device: &Device,
 ) -> Result<Learner> {
     if dls.vocab.is_empty() {

@@ -56,8 +56,12 @@ pub struct Inference {
 pub struct ModelMeta {
     /// Architecture.
     pub arch: Arch,
-    /// Base width.
+    /// Base width (ResNets).
     pub base_width: usize,
+    /// Channel multiplier (MobileNetV2, EfficientNet; bundles written before this field:
+    /// 1.0).
+    #[serde(default = "one")]
+    pub width_mult: f64,
     /// Input channels.
     pub in_channels: usize,
     /// Head hidden widths.
@@ -73,6 +77,10 @@ fn yes() -> bool {
     true
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 impl ModelMeta {
     /// The description of `model`; `None` when its body is not a known architecture.
     pub fn of(model: &VisionModel) -> Option<Self> {
@@ -80,6 +88,7 @@ impl ModelMeta {
         Some(ModelMeta {
             arch: c.arch,
             base_width: c.base_width,
+            width_mult: c.width_mult,
             in_channels: c.in_channels,
             lin_ftrs: c.lin_ftrs,
             ps: c.ps,
@@ -91,6 +100,7 @@ impl ModelMeta {
     pub fn model_config(&self, n_classes: usize) -> VisionModelConfig {
         VisionModelConfig::new(self.arch, n_classes)
             .with_base_width(self.base_width)
+            .with_width_mult(self.width_mult)
             .with_in_channels(self.in_channels)
             .with_lin_ftrs(self.lin_ftrs.clone())
             .with_ps(self.ps)
@@ -222,6 +232,14 @@ impl ExportMeta {
         let m = &self.model;
         if !(1..=1024).contains(&m.base_width) {
             return bad("model.base_width", m.base_width.to_string(), "in 1..=1024");
+        }
+        if !(m.width_mult.is_finite() && (0.0..=8.0).contains(&m.width_mult) && m.width_mult > 0.0)
+        {
+            return bad(
+                "model.width_mult",
+                m.width_mult.to_string(),
+                "a channel multiplier in (0, 8]",
+            );
         }
         if !(1..=64).contains(&m.in_channels) {
             return bad("model.in_channels", m.in_channels.to_string(), "in 1..=64");

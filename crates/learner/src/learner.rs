@@ -45,9 +45,12 @@ use crate::step::{self, BatchOutput, FeatureCache, Forward, Input, Source};
 pub struct LearnerConfig {
     /// The body's architecture.
     pub arch: Arch,
-    /// Base width of the body (64 = torchvision; smaller for tests and quick runs).
+    /// Base width of a ResNet body (64 = torchvision; smaller for tests and quick runs).
     #[config(default = 64)]
     pub base_width: usize,
+    /// Channel multiplier of a MobileNetV2 / EfficientNet body (1.0 = torchvision).
+    #[config(default = 1.0)]
+    pub width_mult: f64,
     /// Input channels.
     #[config(default = 3)]
     pub in_channels: usize,
@@ -88,6 +91,7 @@ impl LearnerConfig {
     pub fn model_config(&self, n_classes: usize) -> VisionModelConfig {
         VisionModelConfig::new(self.arch, n_classes)
             .with_base_width(self.base_width)
+            .with_width_mult(self.width_mult)
             .with_in_channels(self.in_channels)
             .with_lin_ftrs(self.lin_ftrs.clone())
             .with_ps(self.ps)

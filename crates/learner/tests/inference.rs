@@ -470,6 +470,14 @@ fn bundle_metadata_is_validated_on_load() {
             "model.base_width",
             Box::new(|m| m["model"]["base_width"] = 0.into()),
         ),
+        (
+            "model.width_mult",
+            Box::new(|m| m["model"]["width_mult"] = 0.0.into()),
+        ),
+        (
+            "model.width_mult",
+            Box::new(|m| m["model"]["width_mult"] = 1e6.into()),
+        ),
         ("model.ps", Box::new(|m| m["model"]["ps"] = 1.0.into())),
         (
             "model.in_channels",
@@ -492,6 +500,12 @@ fn bundle_metadata_is_validated_on_load() {
             "{key}: {e}"
         );
     }
+    // Bundles written before `width_mult` existed (ResNet only) load at width 1.0.
+    edit_bundle(&bundle, &bad, |m| {
+        m["model"].as_object_mut().unwrap().remove("width_mult");
+    });
+    let old = load_learner(&bad, &Device::flex()).unwrap();
+    assert_eq!(old.model().config().unwrap().width_mult, 1.0);
     // The same checks guard the setters.
     assert!(l.set_thresholds(vec![0.2; 2]).is_err());
     assert!(l.set_thresholds(vec![f32::NAN]).is_err());

@@ -1,23 +1,34 @@
-//! The ResNet architectures, as one typed enum.
+//! The architectures, as one typed enum.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// A ResNet depth, as in torchvision (`resnet18` … `resnet152`, v1.5 stride placement).
+/// A body architecture, as torchvision names it: a ResNet depth (`resnet18` …
+/// `resnet152`, v1.5 stride placement), `mobilenet_v2` or `efficientnet_b0`.
 ///
-/// Parses from and displays as torchvision's function names, which is what a CLI takes:
+/// Parses from and displays as torchvision's function names, which is what a CLI takes.
+/// The ResNet-only facts (`layers`, `expansion`, `num_features`) are `None` for the other
+/// families:
 ///
 /// ```
-/// use fastburn_models::Arch;
+/// use fastburn_models::{Arch, Family};
 ///
 /// let arch: Arch = "resnet34".parse().unwrap();
 /// assert_eq!(arch, Arch::ResNet34);
 /// assert_eq!(arch.to_string(), "resnet34");
-/// assert_eq!(arch.layers(), [3, 4, 6, 3]);
-/// assert_eq!(arch.num_features(64), 512);
-/// assert_eq!(Arch::ResNet50.num_features(64), 2048);
+/// assert_eq!(arch.layers(), Some([3, 4, 6, 3]));
+/// assert_eq!(arch.num_features(64), Some(512));
+/// assert_eq!(Arch::ResNet50.num_features(64), Some(2048));
 /// assert!("resnet35".parse::<Arch>().is_err());
+///
+/// let mobile: Arch = "mobilenet_v2".parse().unwrap();
+/// assert_eq!(mobile, Arch::MobileNetV2);
+/// assert_eq!(mobile.family(), Family::MobileNetV2);
+/// assert_eq!(mobile.layers(), None);
+/// assert!(!mobile.is_bottleneck());
+/// assert_eq!("EfficientNet-B0".parse::<Arch>(), Ok(Arch::EfficientNetB0));
+/// assert_eq!(Arch::EfficientNetB0.to_string(), "efficientnet_b0");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,16 +43,37 @@ pub enum Arch {
     ResNet101,
     /// 152 layers, bottleneck blocks `[3, 8, 36, 3]`.
     ResNet152,
+    /// torchvision's `mobilenet_v2` ([`MobileNetV2Body`](crate::MobileNetV2Body)).
+    #[serde(rename = "mobilenet_v2")]
+    MobileNetV2,
+    /// torchvision's `efficientnet_b0` ([`EfficientNetBody`](crate::EfficientNetBody)).
+    #[serde(rename = "efficientnet_b0")]
+    EfficientNetB0,
+}
+
+/// The model family of an [`Arch`]: which [`Body`](crate::Body) variant builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Family {
+    /// ResNets ([`ResNetBody`](crate::ResNetBody)); width set by `base_width`.
+    ResNet,
+    /// MobileNetV2 ([`MobileNetV2Body`](crate::MobileNetV2Body)); width set by `width_mult`.
+    MobileNetV2,
+    /// EfficientNet ([`EfficientNetBody`](crate::EfficientNetBody)); width set by
+    /// `width_mult`.
+    EfficientNet,
 }
 
 impl Arch {
     /// Every architecture, shallowest first.
-    pub const ALL: [Arch; 5] = [
+    pub const ALL: [Arch; 7] = [
         Arch::ResNet18,
         Arch::ResNet34,
         Arch::ResNet50,
         Arch::ResNet101,
         Arch::ResNet152,
+        Arch::MobileNetV2,
+        Arch::EfficientNetB0,
     ];
 
     /// torchvision's name (`"resnet34"`).
@@ -52,36 +84,56 @@ impl Arch {
             Arch::ResNet50 => "resnet50",
             Arch::ResNet101 => "resnet101",
             Arch::ResNet152 => "resnet152",
+            Arch::MobileNetV2 => "mobilenet_v2",
+            Arch::EfficientNetB0 => "efficientnet_b0",
         }
     }
 
-    /// Whether the blocks are bottlenecks (1×1, 3×3, 1×1) rather than basic (3×3, 3×3).
+    /// The family, i.e. the [`Body`](crate::Body) variant.
+    pub fn family(self) -> Family {
+        match self {
+            Arch::ResNet18
+            | Arch::ResNet34
+            | Arch::ResNet50
+            | Arch::ResNet101
+            | Arch::ResNet152 => Family::ResNet,
+            Arch::MobileNetV2 => Family::MobileNetV2,
+            Arch::EfficientNetB0 => Family::EfficientNet,
+        }
+    }
+
+    /// Whether this is a ResNet whose blocks are bottlenecks (1×1, 3×3, 1×1) rather than
+    /// basic (3×3, 3×3); `false` for the other families.
     pub fn is_bottleneck(self) -> bool {
-        self.expansion() == 4
+        self.expansion() == Some(4)
     }
 
-    /// Channel expansion of a block's output over its width: 1 (basic) or 4 (bottleneck).
-    pub fn expansion(self) -> usize {
+    /// A ResNet block's channel expansion of its output over its width: 1 (basic) or 4
+    /// (bottleneck); `None` for the other families.
+    pub fn expansion(self) -> Option<usize> {
         match self {
-            Arch::ResNet18 | Arch::ResNet34 => 1,
-            Arch::ResNet50 | Arch::ResNet101 | Arch::ResNet152 => 4,
+            Arch::ResNet18 | Arch::ResNet34 => Some(1),
+            Arch::ResNet50 | Arch::ResNet101 | Arch::ResNet152 => Some(4),
+            Arch::MobileNetV2 | Arch::EfficientNetB0 => None,
         }
     }
 
-    /// Number of blocks in `layer1` … `layer4`.
-    pub fn layers(self) -> [usize; 4] {
+    /// Number of blocks in a ResNet's `layer1` … `layer4`; `None` for the other families.
+    pub fn layers(self) -> Option<[usize; 4]> {
         match self {
-            Arch::ResNet18 => [2, 2, 2, 2],
-            Arch::ResNet34 | Arch::ResNet50 => [3, 4, 6, 3],
-            Arch::ResNet101 => [3, 4, 23, 3],
-            Arch::ResNet152 => [3, 8, 36, 3],
+            Arch::ResNet18 => Some([2, 2, 2, 2]),
+            Arch::ResNet34 | Arch::ResNet50 => Some([3, 4, 6, 3]),
+            Arch::ResNet101 => Some([3, 4, 23, 3]),
+            Arch::ResNet152 => Some([3, 8, 36, 3]),
+            Arch::MobileNetV2 | Arch::EfficientNetB0 => None,
         }
     }
 
-    /// Channels of the body's output (the input of `fc`): `8 · base_width · expansion`,
-    /// i.e. 512 or 2048 at torchvision's base width 64.
-    pub fn num_features(self, base_width: usize) -> usize {
-        8 * base_width * self.expansion()
+    /// Channels of a ResNet body's output (the input of `fc`): `8 · base_width ·
+    /// expansion`, i.e. 512 or 2048 at torchvision's base width 64; `None` for the other
+    /// families (their width is [`Body::out_channels`](crate::Body::out_channels)).
+    pub fn num_features(self, base_width: usize) -> Option<usize> {
+        self.expansion().map(|e| 8 * base_width * e)
     }
 }
 
@@ -91,26 +143,29 @@ impl fmt::Display for Arch {
     }
 }
 
-/// Error of [`Arch::from_str`]: the name is not one of `resnet18|34|50|101|152`.
+/// Error of [`Arch::from_str`]: the name is not one of [`Arch::ALL`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown architecture `{0}` (expected one of resnet18, resnet34, resnet50, resnet101, resnet152)"
+    "unknown architecture `{0}` (expected one of resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v2, efficientnet_b0)"
 )]
 pub struct ParseArchError(pub String);
 
 impl FromStr for Arch {
     type Err = ParseArchError;
 
-    /// Case-insensitive; accepts `resnet34`, `ResNet34` and `resnet-34`.
+    /// Case-insensitive, ignoring `-` and `_`: accepts `resnet34`, `ResNet34`, `resnet-34`,
+    /// `mobilenet_v2`, `MobileNetV2`, `efficientnet-b0`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm: String = s
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let norm = |s: &str| -> String {
+            s.chars()
+                .filter(|c| *c != '-' && *c != '_')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        };
+        let wanted = norm(s);
         Arch::ALL
             .into_iter()
-            .find(|a| a.name() == norm)
+            .find(|a| norm(a.name()) == wanted)
             .ok_or_else(|| ParseArchError(s.to_string()))
     }
 }

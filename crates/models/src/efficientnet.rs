@@ -19,8 +19,9 @@ use fastburn_kernels::{Activation, conv_bn, conv_forward};
 
 use crate::mobilenet::{
     Act, BnConfig, ConvNorm, SeqItem, classifier_linear, classify, conv, conv_norm,
-    conv_norm_forward, sequential_module, transparent_module_enum,
+    conv_norm_forward, sequential_module,
 };
+use crate::module_enum::transparent_module_enum;
 use crate::{ChannelAdapt, Error, make_divisible};
 
 /// Configuration of an [`EfficientNet`]: torchvision's `efficientnet_b0(**kwargs)` by
@@ -318,6 +319,10 @@ pub struct EfficientNet {
     pub features: Vec<EfficientNetLayer>,
     /// Dropout (`classifier.0`) and the linear layer (`classifier.1`).
     pub classifier: (Dropout, Linear),
+    /// The `width_mult` the layers were built with (not a parameter: kept so that a
+    /// [`VisionModel`](crate::VisionModel) can report the configuration that rebuilds it).
+    #[module(skip)]
+    pub width_mult: f64,
 }
 
 /// An EfficientNet without its classifier: what fastai's `create_body` keeps.
@@ -329,6 +334,10 @@ pub struct EfficientNet {
 pub struct EfficientNetBody {
     /// The convolutional body, as torchvision's `nn.Sequential`.
     pub features: Vec<EfficientNetLayer>,
+    /// The `width_mult` the layers were built with (not a parameter: kept so that a
+    /// [`VisionModel`](crate::VisionModel) can report the configuration that rebuilds it).
+    #[module(skip)]
+    pub width_mult: f64,
 }
 
 /// One stage of B0 (torchvision's `bneck_conf(expand_ratio, kernel, stride, in, out, n)`).
@@ -424,6 +433,7 @@ impl EfficientNetConfig {
         );
         EfficientNet {
             features: body.features,
+            width_mult: body.width_mult,
             classifier,
         }
     }
@@ -487,7 +497,10 @@ impl EfficientNetConfig {
             bn,
             device,
         )));
-        EfficientNetBody { features }
+        EfficientNetBody {
+            features,
+            width_mult: self.width_mult,
+        }
     }
 }
 
@@ -534,6 +547,7 @@ impl EfficientNet {
     pub fn into_body(self) -> EfficientNetBody {
         EfficientNetBody {
             features: self.features,
+            width_mult: self.width_mult,
         }
     }
 
@@ -641,3 +655,78 @@ fn adapt_stem(features: &mut [EfficientNetLayer], n: usize, rule: ChannelAdapt) 
         _ => panic!("EfficientNet's features.0 must be its stem convolution"),
     }
 }
+
+impl crate::Backbone for EfficientNetBody {
+    fn from_config(cfg: &crate::VisionModelConfig, device: &Device) -> Self {
+        crate::body::efficientnet_config(cfg).init_body(device)
+    }
+
+    fn arch(&self) -> Option<crate::Arch> {
+        // B0's stage layout (seven stages between the two convolutions); other depth
+        // multipliers are not an `Arch`.
+        let blocks: Vec<usize> = self
+            .features
+            .iter()
+            .filter_map(|l| match l {
+                EfficientNetLayer::Stage(b) => Some(b.len()),
+                EfficientNetLayer::Conv(_) => None,
+            })
+            .collect();
+        let b0: Vec<usize> = EFFICIENTNET_B0.iter().map(|s| s.layers).collect();
+        (blocks == b0).then_some(crate::Arch::EfficientNetB0)
+    }
+
+    fn describe(&self, cfg: crate::VisionModelConfig) -> crate::VisionModelConfig {
+        cfg.with_width_mult(self.width_mult)
+            .with_in_channels(EfficientNetBody::in_channels(self))
+    }
+
+    fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward(x)
+    }
+
+    fn out_channels(&self) -> usize {
+        EfficientNetBody::out_channels(self)
+    }
+
+    fn in_channels(&self) -> usize {
+        EfficientNetBody::in_channels(self)
+    }
+
+    fn adapt_stem(self, n: usize, rule: ChannelAdapt) -> Self {
+        self.adapt_in_channels_with(n, rule)
+    }
+
+    /// `features.0–3` (stem and the stages up to 40 channels, stride 8) | `features.4–8`.
+    fn groups(&self) -> [burn::module::ParamGroup; 2] {
+        let cut = EFFICIENTNET_SPLIT.min(self.features.len());
+        [
+            crate::body::ids(self.features[..cut].to_vec()),
+            crate::body::ids(self.features[cut..].to_vec()),
+        ]
+    }
+
+    fn summary_rows(
+        &self,
+        x: Tensor<4>,
+        trainable: &std::collections::HashSet<burn::module::ParamId>,
+    ) -> (Vec<crate::LayerSummary>, Tensor<4>) {
+        crate::summary::sequential_rows(
+            &self.features,
+            |l, x| l.forward(x),
+            |l| match l {
+                EfficientNetLayer::Conv(_) => "Conv2dNormActivation".to_string(),
+                EfficientNetLayer::Stage(b) => format!("Sequential({} × MBConv)", b.len()),
+            },
+            x,
+            trainable,
+        )
+    }
+
+    fn load(self, path: &Path) -> Result<Self, Error> {
+        self.load_weights(path)
+    }
+}
+
+/// The first `features` index of EfficientNet's second layer group.
+const EFFICIENTNET_SPLIT: usize = 4;

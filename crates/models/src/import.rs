@@ -13,14 +13,117 @@ use burn::store::{
 };
 use burn::tensor::DType;
 
-use crate::{Arch, Error, ResNet, ResNetBody, ResNetConfig};
+use crate::module_enum::transparent_module_enum;
+use crate::{
+    Arch, Body, EfficientNet, EfficientNetConfig, Error, Family, MobileNetV2, MobileNetV2Config,
+    ResNet, ResNetBody, ResNetConfig, VisionModelConfig,
+};
 
 /// Largest weight file the loaders open (1 GiB; torchvision's ResNet-152 is 230 MB).
 /// Larger files are refused with [`Error::TooLarge`] before anything is parsed.
 pub const MAX_WEIGHT_FILE_BYTES: u64 = 1 << 30;
 
-/// Loads torchvision weights into a full ImageNet-shaped network (3 input channels, base
-/// width 64, 1000-way `fc`).
+/// A full torchvision network of any family, as [`load_torchvision`] returns it: parameter
+/// paths are the family's own (no variant name).
+// A few networks per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Network {
+    /// A ResNet.
+    ResNet(ResNet),
+    /// A MobileNetV2.
+    MobileNetV2(MobileNetV2),
+    /// An EfficientNet.
+    EfficientNet(EfficientNet),
+}
+
+transparent_module_enum!(Network {
+    ResNet,
+    MobileNetV2,
+    EfficientNet
+});
+
+impl Network {
+    /// The network of `arch` at torchvision's width, 3 input channels and 1000 classes,
+    /// randomly initialised (lazily: nothing is allocated before use).
+    pub fn imagenet(arch: Arch, device: &Device) -> Network {
+        match arch.family() {
+            Family::ResNet => Network::ResNet(ResNetConfig::new(arch).init(device)),
+            Family::MobileNetV2 => Network::MobileNetV2(MobileNetV2Config::new().init(device)),
+            Family::EfficientNet => Network::EfficientNet(EfficientNetConfig::new().init(device)),
+        }
+    }
+
+    /// Logits.
+    ///
+    /// # Shapes
+    /// - `x`: `[N, in_channels, H, W]`
+    /// - output: `[N, num_classes]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Network::ResNet(m) => m.forward(x),
+            Network::MobileNetV2(m) => m.forward(x),
+            Network::EfficientNet(m) => m.forward(x),
+        }
+    }
+
+    /// Outputs of the classifier.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Network::ResNet(m) => m.num_classes(),
+            Network::MobileNetV2(m) => m.num_classes(),
+            Network::EfficientNet(m) => m.num_classes(),
+        }
+    }
+
+    /// The network without its classifier, as fastai's `create_body` cuts it.
+    pub fn into_body(self) -> Body {
+        match self {
+            Network::ResNet(m) => Body::ResNet(m.into_body()),
+            Network::MobileNetV2(m) => Body::MobileNetV2(m.into_body()),
+            Network::EfficientNet(m) => Body::EfficientNet(m.into_body()),
+        }
+    }
+
+    /// Loads torchvision-named weights into this network; strict as [`load_torchvision`].
+    ///
+    /// # Errors
+    /// As [`load_torchvision`].
+    pub fn load_weights(self, path: impl AsRef<Path>) -> Result<Network, Error> {
+        Ok(match self {
+            Network::ResNet(m) => Network::ResNet(m.load_weights(path)?),
+            Network::MobileNetV2(m) => Network::MobileNetV2(m.load_weights(path)?),
+            Network::EfficientNet(m) => Network::EfficientNet(m.load_weights(path)?),
+        })
+    }
+
+    /// The ResNet, if this is one.
+    pub fn into_resnet(self) -> Option<ResNet> {
+        match self {
+            Network::ResNet(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The MobileNetV2, if this is one.
+    pub fn into_mobilenet_v2(self) -> Option<MobileNetV2> {
+        match self {
+            Network::MobileNetV2(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The EfficientNet, if this is one.
+    pub fn into_efficientnet(self) -> Option<EfficientNet> {
+        match self {
+            Network::EfficientNet(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Loads torchvision weights into a full ImageNet-shaped network of `arch` (3 input
+/// channels, torchvision's width, 1000-way classifier).
 ///
 /// `path` is a torchvision `state_dict` saved by `torch.save` (`.pth`, ZIP or legacy pickle
 /// format, read by burn-store's bounded PyTorch reader) or a SafeTensors file; the format is
@@ -43,7 +146,7 @@ pub const MAX_WEIGHT_FILE_BYTES: u64 = 1 << 30;
 /// use fastburn_models::{load_torchvision, Arch};
 ///
 /// let device = Device::flex();
-/// let model = load_torchvision(Arch::ResNet34, "resnet34-b627a593.pth", &device)?;
+/// let model = load_torchvision(Arch::MobileNetV2, "mobilenet_v2-7ebf99e0.pth", &device)?;
 /// let logits = model.forward(Tensor::zeros([1, 3, 224, 224], &device));
 /// assert_eq!(logits.dims(), [1, 1000]);
 /// # Ok::<(), fastburn_models::Error>(())
@@ -52,18 +155,20 @@ pub fn load_torchvision(
     arch: Arch,
     path: impl AsRef<Path>,
     device: &Device,
-) -> Result<ResNet, Error> {
-    ResNetConfig::new(arch).init(device).load_weights(path)
+) -> Result<Network, Error> {
+    Network::imagenet(arch, device).load_weights(path)
 }
 
-/// Loads the body of a torchvision network (everything but `fc`, whose keys are ignored,
-/// whatever their shape), ready for
-/// [`VisionModelConfig::init_with_body`](crate::VisionModelConfig::init_with_body).
+/// Loads the body of a torchvision network at torchvision's width (everything but the
+/// classifier — `fc` or `classifier.*` — whose keys are ignored, whatever their shape),
+/// ready for [`VisionModelConfig::init_with_body`](crate::VisionModelConfig::init_with_body).
+/// The file may be a full checkpoint or a body-only one (just the body's tensors, e.g.
+/// `features.*`). For a narrow body use [`VisionModelConfig::load_body`].
 ///
 /// # Errors
 /// As [`load_torchvision`].
-pub fn load_body(arch: Arch, path: impl AsRef<Path>, device: &Device) -> Result<ResNetBody, Error> {
-    ResNetConfig::new(arch).init_body(device).load_weights(path)
+pub fn load_body(arch: Arch, path: impl AsRef<Path>, device: &Device) -> Result<Body, Error> {
+    VisionModelConfig::new(arch, 1).load_body(path, device)
 }
 
 impl ResNet {

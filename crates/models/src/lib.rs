@@ -1,21 +1,27 @@
 #![warn(missing_docs)]
 //! # fastburn-models
 //!
-//! torchvision's ResNets on [Burn](https://burn.dev) with torchvision's parameter names,
-//! strict weight import, fastai's transfer-learning head and layer groups.
+//! torchvision's ResNets, MobileNetV2 and EfficientNet-B0 on [Burn](https://burn.dev) with
+//! torchvision's parameter names, strict weight import, fastai's transfer-learning head and
+//! layer groups.
 //!
 //! ## Crate map
-//! - [`Arch`] — `resnet18` … `resnet152` as one enum (parses from the CLI's names).
+//! - [`Arch`] — `resnet18` … `resnet152`, `mobilenet_v2`, `efficientnet_b0` as one enum
+//!   (parses from the CLI's names); [`Family`] groups them.
+//! - [`Body`] — the body of a [`VisionModel`]: one variant per family, each implementing
+//!   [`Backbone`] (feature width, layer groups, N-band stem, summary rows, weight loading).
 //! - [`ResNetConfig`] → [`ResNet`] (stem, `layer1..4` of [`Block`]s, `fc`) and
 //!   [`ResNetBody`] (cut before the pooling). One constructor for every depth; input
 //!   channels and base width configurable; [`ResNet::adapt_in_channels`] turns a pretrained
 //!   RGB stem into an N-band one as fastai does ([`ChannelAdapt`]).
-//! - [`load_torchvision`], [`load_body`], [`ResNet::load_weights`] — `.pth` / `.safetensors`
-//!   import that rejects missing, unexpected, mis-shaped, non-float, unreadable and non-finite
+//! - [`MobileNetV2Config`] → [`MobileNetV2`] / [`MobileNetV2Body`] and
+//!   [`EfficientNetConfig`] → [`EfficientNet`] / [`EfficientNetBody`], with `width_mult`.
+//! - [`load_torchvision`] (→ [`Network`]), [`load_body`] (→ [`Body`]),
+//!   [`ResNet::load_weights`] — `.pth` / `.safetensors` import that rejects missing, unexpected, mis-shaped, non-float, unreadable and non-finite
 //!   tensors with a typed [`Error`] naming the file and key.
 //! - [`HeadConfig`] → [`Head`] — fastai's `create_head`; [`VisionModelConfig`] →
 //!   [`VisionModel`] = body + head, with [`VisionModel::layer_groups`] (fastai's three-group
-//!   ResNet split as Burn `ParamGroup`s).
+//!   split as Burn `ParamGroup`s).
 //! - [`summary`] — fastai's `learn.summary()` table; [`num_parameters`].
 //! - [`weights`] — torchvision's checkpoints as typed enums (`weights::ResNet34::ImageNet1kV1`)
 //!   with URL, SHA-256 prefix and accuracy; checksums and the cache directory; downloads
@@ -66,24 +72,29 @@
 //! ```
 
 mod arch;
+mod body;
 mod efficientnet;
 mod error;
 mod head;
 mod import;
 mod mobilenet;
+mod module_enum;
 mod resnet;
 mod summary;
 mod vision;
 pub mod weights;
 
-pub use arch::{Arch, ParseArchError};
+pub use arch::{Arch, Family, ParseArchError};
+pub use body::{Backbone, Body};
 pub use efficientnet::{
     EfficientNet, EfficientNetBody, EfficientNetConfig, EfficientNetLayer, MBConv,
     SqueezeExcitation, StochasticDepth,
 };
 pub use error::{DownloadError, Error};
 pub use head::{Head, HeadConfig, LinBnDrop};
-pub use import::{MAX_WEIGHT_FILE_BYTES, WeightFormat, load_body, load_torchvision, sniff_format};
+pub use import::{
+    MAX_WEIGHT_FILE_BYTES, Network, WeightFormat, load_body, load_torchvision, sniff_format,
+};
 pub use mobilenet::{
     ConvNorm, InvertedResidual, MobileNetV2, MobileNetV2Body, MobileNetV2Config, MobileNetV2Layer,
     make_divisible,

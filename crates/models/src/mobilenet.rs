@@ -32,6 +32,7 @@ use burn::tensor::activation::{relu6, silu};
 
 use fastburn_kernels::{Activation, conv_bn};
 
+use crate::module_enum::transparent_module_enum;
 use crate::{ChannelAdapt, Error};
 
 /// torchvision's `Conv2dNormActivation` without its (parameter-free) activation: a
@@ -296,90 +297,6 @@ macro_rules! sequential_module {
 }
 pub(crate) use sequential_module;
 
-/// Implements `Module` for an enum of single-module variants *transparently*: the variant
-/// adds nothing to parameter paths (unlike `#[derive(Module)]`), so a `Vec` of it names its
-/// elements `0`, `1`, … like a torchvision `nn.Sequential` of mixed layers.
-macro_rules! transparent_module_enum {
-    ($ty:ident { $($variant:ident),+ $(,)? }) => {
-        impl burn::module::Module for $ty {
-            fn collect_devices(&self, devices: burn::module::Devices) -> burn::module::Devices {
-                match self {
-                    $(Self::$variant(m) => burn::module::Module::collect_devices(m, devices),)+
-                }
-            }
-
-            fn fork(self, device: &burn::tensor::Device) -> Self {
-                match self {
-                    $(Self::$variant(m) => Self::$variant(burn::module::Module::fork(m, device)),)+
-                }
-            }
-
-            fn to_device(self, device: &burn::tensor::Device) -> Self {
-                match self {
-                    $(Self::$variant(m) => {
-                        Self::$variant(burn::module::Module::to_device(m, device))
-                    })+
-                }
-            }
-
-            fn visit<V: burn::module::ModuleVisitor>(&self, visitor: &mut V) {
-                match self {
-                    $(Self::$variant(m) => burn::module::Module::visit(m, visitor),)+
-                }
-            }
-
-            fn map<M: burn::module::ModuleMapper>(self, mapper: &mut M) -> Self {
-                match self {
-                    $(Self::$variant(m) => Self::$variant(burn::module::Module::map(m, mapper)),)+
-                }
-            }
-
-            fn valid(&self) -> Self {
-                match self {
-                    $(Self::$variant(m) => Self::$variant(burn::module::Module::valid(m)),)+
-                }
-            }
-
-            fn train(self) -> Self {
-                match self {
-                    $(Self::$variant(m) => Self::$variant(burn::module::Module::train(m)),)+
-                }
-            }
-
-            fn materialize(self) -> Self {
-                match self {
-                    $(Self::$variant(m) => Self::$variant(burn::module::Module::materialize(m)),)+
-                }
-            }
-        }
-
-        impl burn::module::ModuleDisplayDefault for $ty {
-            fn content(
-                &self,
-                content: burn::module::Content,
-            ) -> Option<burn::module::Content> {
-                match self {
-                    $(Self::$variant(m) => burn::module::ModuleDisplayDefault::content(m, content),)+
-                }
-            }
-
-            fn num_params(&self) -> usize {
-                burn::module::Module::num_params(self)
-            }
-        }
-
-        impl burn::module::ModuleDisplay for $ty {}
-
-        impl core::fmt::Display for $ty {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                let text = burn::module::ModuleDisplay::format(self, Default::default());
-                f.write_str(&text)
-            }
-        }
-    };
-}
-pub(crate) use transparent_module_enum;
-
 sequential_module!(
     InvertedResidual, "conv",
     items: [expand, depthwise, project, project_bn],
@@ -419,6 +336,10 @@ pub struct MobileNetV2 {
     pub features: Vec<MobileNetV2Layer>,
     /// Dropout (`classifier.0`) and the linear layer (`classifier.1`).
     pub classifier: (Dropout, Linear),
+    /// The `width_mult` the layers were built with (not a parameter: kept so that a
+    /// [`VisionModel`](crate::VisionModel) can report the configuration that rebuilds it).
+    #[module(skip)]
+    pub width_mult: f64,
 }
 
 /// A MobileNetV2 without its classifier: what fastai's `create_body` keeps.
@@ -430,6 +351,10 @@ pub struct MobileNetV2 {
 pub struct MobileNetV2Body {
     /// The convolutional body, as torchvision's `nn.Sequential`.
     pub features: Vec<MobileNetV2Layer>,
+    /// The `width_mult` the layers were built with (not a parameter: kept so that a
+    /// [`VisionModel`](crate::VisionModel) can report the configuration that rebuilds it).
+    #[module(skip)]
+    pub width_mult: f64,
 }
 
 /// `(t, c, n, s)`: expand ratio, output channels, repeats, stride of the first repeat.
@@ -480,6 +405,7 @@ impl MobileNetV2Config {
         );
         MobileNetV2 {
             features: body.features,
+            width_mult: body.width_mult,
             classifier,
         }
     }
@@ -528,7 +454,10 @@ impl MobileNetV2Config {
             bn,
             device,
         )));
-        MobileNetV2Body { features }
+        MobileNetV2Body {
+            features,
+            width_mult: self.width_mult,
+        }
     }
 }
 
@@ -656,6 +585,7 @@ impl MobileNetV2 {
     pub fn into_body(self) -> MobileNetV2Body {
         MobileNetV2Body {
             features: self.features,
+            width_mult: self.width_mult,
         }
     }
 
@@ -873,3 +803,67 @@ pub(crate) fn classify(classifier: &(Dropout, Linear), x: Tensor<4>) -> Tensor<2
     let pooled: Tensor<2> = x.mean_dims(&[2, 3]).flatten(1, 3);
     classifier.1.forward(classifier.0.forward(pooled))
 }
+
+impl crate::Backbone for MobileNetV2Body {
+    fn from_config(cfg: &crate::VisionModelConfig, device: &Device) -> Self {
+        crate::body::mobilenet_config(cfg).init_body(device)
+    }
+
+    fn arch(&self) -> Option<crate::Arch> {
+        Some(crate::Arch::MobileNetV2)
+    }
+
+    fn describe(&self, cfg: crate::VisionModelConfig) -> crate::VisionModelConfig {
+        cfg.with_width_mult(self.width_mult)
+            .with_in_channels(MobileNetV2Body::in_channels(self))
+    }
+
+    fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward(x)
+    }
+
+    fn out_channels(&self) -> usize {
+        MobileNetV2Body::out_channels(self)
+    }
+
+    fn in_channels(&self) -> usize {
+        MobileNetV2Body::in_channels(self)
+    }
+
+    fn adapt_stem(self, n: usize, rule: ChannelAdapt) -> Self {
+        self.adapt_in_channels_with(n, rule)
+    }
+
+    /// `features.0–6` (stem and the blocks up to 32 channels, stride 8) | `features.7–18`.
+    fn groups(&self) -> [burn::module::ParamGroup; 2] {
+        let cut = MOBILENET_V2_SPLIT.min(self.features.len());
+        [
+            crate::body::ids(self.features[..cut].to_vec()),
+            crate::body::ids(self.features[cut..].to_vec()),
+        ]
+    }
+
+    fn summary_rows(
+        &self,
+        x: Tensor<4>,
+        trainable: &std::collections::HashSet<burn::module::ParamId>,
+    ) -> (Vec<crate::LayerSummary>, Tensor<4>) {
+        crate::summary::sequential_rows(
+            &self.features,
+            |l, x| l.forward(x),
+            |l| match l {
+                MobileNetV2Layer::Conv(_) => "Conv2dNormActivation".to_string(),
+                MobileNetV2Layer::InvertedResidual(_) => "InvertedResidual".to_string(),
+            },
+            x,
+            trainable,
+        )
+    }
+
+    fn load(self, path: &Path) -> Result<Self, Error> {
+        self.load_weights(path)
+    }
+}
+
+/// The first `features` index of MobileNetV2's second layer group.
+const MOBILENET_V2_SPLIT: usize = 7;

@@ -227,12 +227,11 @@ impl ResNetConfig {
     /// PyTorch's default `Linear` init).
     ///
     /// # Panics
-    /// If `num_classes`, `in_channels` or `base_width` is zero.
+    /// If `num_classes`, `in_channels` or `base_width` is zero, or `arch` is not a ResNet.
     pub fn init(&self, device: &Device) -> ResNet {
         assert!(self.num_classes > 0, "num_classes must be at least 1");
         let body = self.init_body(device);
-        let fc = LinearConfig::new(self.arch.num_features(self.base_width), self.num_classes)
-            .init(device);
+        let fc = LinearConfig::new(body.num_features(), self.num_classes).init(device);
         ResNet {
             conv1: body.conv1,
             bn1: body.bn1,
@@ -247,8 +246,15 @@ impl ResNetConfig {
     /// Builds only the body (no `fc`; `num_classes` is ignored).
     ///
     /// # Panics
-    /// If `in_channels` or `base_width` is zero.
+    /// If `in_channels` or `base_width` is zero, or `arch` is not a ResNet.
     pub fn init_body(&self, device: &Device) -> ResNetBody {
+        let (Some([n1, n2, n3, n4]), Some(expansion)) = (self.arch.layers(), self.arch.expansion())
+        else {
+            panic!(
+                "ResNetConfig needs a ResNet architecture, got {}",
+                self.arch
+            );
+        };
         assert!(self.in_channels > 0, "in_channels must be at least 1");
         assert!(self.base_width > 0, "base_width must be at least 1");
         let w = self.base_width;
@@ -260,7 +266,6 @@ impl ResNetConfig {
             .with_initializer(conv_initializer())
             .init(device);
         let mut in_ch = w;
-        let [n1, n2, n3, n4] = self.arch.layers();
         let mut stage = |planes: usize, blocks: usize, stride: usize| -> Vec<Block> {
             (0..blocks)
                 .map(|i| {
@@ -271,7 +276,7 @@ impl ResNetConfig {
                         bottleneck,
                         device,
                     );
-                    in_ch = planes * self.arch.expansion();
+                    in_ch = planes * expansion;
                     block
                 })
                 .collect()
@@ -332,7 +337,7 @@ fn infer_arch(layers: [&[Block]; 4]) -> Option<Arch> {
     let bottleneck = layers[0].first()?.is_bottleneck();
     Arch::ALL
         .into_iter()
-        .find(|a| a.layers() == counts && a.is_bottleneck() == bottleneck)
+        .find(|a| a.layers() == Some(counts) && a.is_bottleneck() == bottleneck)
 }
 
 fn conv_in_channels(conv: &Conv2d) -> usize {
@@ -536,5 +541,68 @@ impl ResNetBody {
     pub fn adapt_in_channels_with(mut self, n: usize, rule: ChannelAdapt) -> ResNetBody {
         self.conv1 = adapt_conv(self.conv1, n, rule);
         self
+    }
+}
+
+impl crate::Backbone for ResNetBody {
+    fn from_config(cfg: &crate::VisionModelConfig, device: &Device) -> Self {
+        crate::body::resnet_config(cfg).init_body(device)
+    }
+
+    fn arch(&self) -> Option<Arch> {
+        ResNetBody::arch(self)
+    }
+
+    fn describe(&self, cfg: crate::VisionModelConfig) -> crate::VisionModelConfig {
+        cfg.with_base_width(self.base_width())
+            .with_in_channels(ResNetBody::in_channels(self))
+    }
+
+    fn features(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward(x)
+    }
+
+    fn out_channels(&self) -> usize {
+        self.num_features()
+    }
+
+    fn in_channels(&self) -> usize {
+        ResNetBody::in_channels(self)
+    }
+
+    fn adapt_stem(self, n: usize, rule: ChannelAdapt) -> Self {
+        self.adapt_in_channels_with(n, rule)
+    }
+
+    /// fastai's ResNet split: stem (`conv1`, `bn1`) + `layer1` + `layer2` | `layer3` +
+    /// `layer4`.
+    fn groups(&self) -> [burn::module::ParamGroup; 2] {
+        use crate::body::ids;
+        let stem = ids(self.conv1.clone())
+            .fuse(&ids(self.bn1.clone()))
+            .fuse(&ids(self.layer1.clone()))
+            .fuse(&ids(self.layer2.clone()));
+        let late = ids(self.layer3.clone()).fuse(&ids(self.layer4.clone()));
+        [stem, late]
+    }
+
+    fn summary_rows(
+        &self,
+        x: Tensor<4>,
+        trainable: &std::collections::HashSet<burn::module::ParamId>,
+    ) -> (Vec<crate::LayerSummary>, Tensor<4>) {
+        let mut rows = crate::summary::Rows::new("", trainable);
+        let x = crate::summary::body_rows(
+            &mut rows,
+            &self.conv1,
+            &self.bn1,
+            [&self.layer1, &self.layer2, &self.layer3, &self.layer4],
+            x,
+        );
+        (rows.rows, x)
+    }
+
+    fn load(self, path: &std::path::Path) -> Result<Self, crate::Error> {
+        self.load_weights(path)
     }
 }

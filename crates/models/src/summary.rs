@@ -160,7 +160,7 @@ pub trait Summarize: Module {
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when the input does not fit the model: an empty batch, a
-/// channel count other than the stem's, or a side under 32 px (a ResNet halves it five
+/// channel count other than the stem's, or a side under 32 px (every body halves it five
 /// times).
 pub fn summary<M: Summarize>(
     model: &M,
@@ -199,14 +199,14 @@ pub fn summary<M: Summarize>(
     })
 }
 
-struct Rows<'a> {
+pub(crate) struct Rows<'a> {
     prefix: &'static str,
-    rows: Vec<LayerSummary>,
+    pub(crate) rows: Vec<LayerSummary>,
     trainable: &'a HashSet<ParamId>,
 }
 
 impl<'a> Rows<'a> {
-    fn new(prefix: &'static str, trainable: &'a HashSet<ParamId>) -> Self {
+    pub(crate) fn new(prefix: &'static str, trainable: &'a HashSet<ParamId>) -> Self {
         Self {
             prefix,
             rows: Vec::new(),
@@ -214,7 +214,7 @@ impl<'a> Rows<'a> {
         }
     }
 
-    fn layer<M: Module>(&mut self, name: &str, kind: &str, module: &M, out: &[usize]) {
+    pub(crate) fn layer<M: Module>(&mut self, name: &str, kind: &str, module: &M, out: &[usize]) {
         let (params, trainable_params) = count(module, Some(self.trainable));
         self.rows.push(LayerSummary {
             name: format!("{}{name}", self.prefix),
@@ -225,7 +225,7 @@ impl<'a> Rows<'a> {
         });
     }
 
-    fn op(&mut self, name: &str, kind: &str, out: &[usize]) {
+    pub(crate) fn op(&mut self, name: &str, kind: &str, out: &[usize]) {
         self.rows.push(LayerSummary {
             name: format!("{}{name}", self.prefix),
             kind: kind.to_string(),
@@ -236,7 +236,7 @@ impl<'a> Rows<'a> {
     }
 }
 
-fn body_rows(
+pub(crate) fn body_rows(
     rows: &mut Rows<'_>,
     conv1: &burn::nn::conv::Conv2d,
     bn1: &burn::nn::BatchNorm,
@@ -260,6 +260,23 @@ fn body_rows(
         rows.layer(&format!("layer{}", i + 1), &kind, layer, &x.dims());
     }
     x
+}
+
+/// One row per element of an `nn.Sequential`-like `features` (`features.0`, `features.1`,
+/// …), run in order.
+pub(crate) fn sequential_rows<L: Module>(
+    layers: &[L],
+    forward: impl Fn(&L, Tensor<4>) -> Tensor<4>,
+    kind: impl Fn(&L) -> String,
+    mut x: Tensor<4>,
+    trainable: &HashSet<ParamId>,
+) -> (Vec<LayerSummary>, Tensor<4>) {
+    let mut rows = Rows::new("", trainable);
+    for (i, l) in layers.iter().enumerate() {
+        x = forward(l, x);
+        rows.layer(&format!("features.{i}"), &kind(l), l, &x.dims());
+    }
+    (rows.rows, x)
 }
 
 fn head_rows(rows: &mut Rows<'_>, head: &Head, x: Tensor<4>) -> Tensor<2> {
@@ -309,16 +326,14 @@ impl Summarize for VisionModel {
     }
 
     fn layer_rows(&self, x: Tensor<4>, trainable: &HashSet<ParamId>) -> Vec<LayerSummary> {
-        let b = &self.body;
-        let mut rows = Rows::new("body.", trainable);
-        let x = body_rows(
-            &mut rows,
-            &b.conv1,
-            &b.bn1,
-            [&b.layer1, &b.layer2, &b.layer3, &b.layer4],
-            x,
-        );
-        let mut out = rows.rows;
+        let (body_rows, x) = self.body.summary_rows(x, trainable);
+        let mut out: Vec<LayerSummary> = body_rows
+            .into_iter()
+            .map(|r| LayerSummary {
+                name: format!("body.{}", r.name),
+                ..r
+            })
+            .collect();
         let mut rows = Rows::new("head.", trainable);
         head_rows(&mut rows, &self.head, x);
         out.extend(rows.rows);

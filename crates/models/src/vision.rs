@@ -3,10 +3,14 @@
 use burn::module::ParamGroup;
 use burn::prelude::*;
 
-use crate::{Arch, Head, HeadConfig, ResNetBody, ResNetConfig};
+use crate::{Arch, Body, Head, HeadConfig};
 
-/// Configuration of a [`VisionModel`]: fastai's `vision_learner` model, a ResNet body cut
-/// before its pooling plus [`create_head`](HeadConfig).
+/// Configuration of a [`VisionModel`]: fastai's `vision_learner` model, a [`Body`] (a
+/// ResNet cut before its pooling, MobileNetV2's or EfficientNet's `features`) plus
+/// [`create_head`](HeadConfig).
+///
+/// The body's width is `base_width` for a ResNet and `width_mult` for the other families;
+/// the other field is ignored.
 ///
 /// # Example
 /// ```
@@ -23,6 +27,11 @@ use crate::{Arch, Head, HeadConfig, ResNetBody, ResNetConfig};
 ///     assert_eq!(logits.dims(), [2, 17]);
 /// }
 /// assert_eq!(model.n_groups(), 3);
+///
+/// let mobile = VisionModelConfig::new(Arch::MobileNetV2, 17)
+///     .with_width_mult(0.25)
+///     .init(&device);
+/// assert_eq!(mobile.forward(Tensor::zeros([2, 3, 32, 32], &device)).dims(), [2, 17]);
 /// ```
 #[derive(Config, Debug)]
 pub struct VisionModelConfig {
@@ -34,9 +43,13 @@ pub struct VisionModelConfig {
     /// [`init_with_body`](Self::init_with_body)).
     #[config(default = 3)]
     pub in_channels: usize,
-    /// Base width of the body (torchvision: 64).
+    /// Base width of a ResNet body (torchvision: 64; ignored by the other families).
     #[config(default = 64)]
     pub base_width: usize,
+    /// Channel multiplier of a MobileNetV2 / EfficientNet body (torchvision: 1.0; ignored
+    /// by ResNets).
+    #[config(default = 1.0)]
+    pub width_mult: f64,
     /// Hidden layer widths of the head.
     #[config(default = "vec![512]")]
     pub lin_ftrs: Vec<usize>,
@@ -51,8 +64,8 @@ pub struct VisionModelConfig {
 /// A body and a head; see [`VisionModelConfig`].
 #[derive(Module, Debug)]
 pub struct VisionModel {
-    /// The ResNet cut before its pooling.
-    pub body: ResNetBody,
+    /// The body: a ResNet cut before its pooling, or another family's `features`.
+    pub body: Body,
     /// fastai's head.
     pub head: Head,
 }
@@ -71,23 +84,36 @@ impl VisionModelConfig {
     /// # Panics
     /// On a zero size or `ps` outside `[0, 1)`.
     pub fn init(&self, device: &Device) -> VisionModel {
-        let body = ResNetConfig::new(self.arch)
-            .with_in_channels(self.in_channels)
-            .with_base_width(self.base_width)
-            .init_body(device);
-        self.init_with_body(body, device)
+        self.init_with_body(Body::init(self, device), device)
+    }
+
+    /// Loads the body of `arch` at this configuration's width (RGB stem) from a
+    /// torchvision-named file — a full checkpoint or a body-only one — ready for
+    /// [`init_with_body`](Self::init_with_body), which adapts the stem to `in_channels`.
+    /// [`load_body`](crate::load_body) does the same at torchvision's width.
+    ///
+    /// # Errors
+    /// As [`load_torchvision`](crate::load_torchvision).
+    pub fn load_body(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        device: &Device,
+    ) -> Result<Body, crate::Error> {
+        let rgb = self.clone().with_in_channels(3);
+        Body::init(&rgb, device).load_weights(path)
     }
 
     /// A model around a given (typically pretrained, see [`load_body`](crate::load_body))
     /// body, with a fresh head. If the body's stem has another number of input channels than
     /// `in_channels`, it is adapted with fastai's rule
     /// ([`ChannelAdapt::Fastai`](crate::ChannelAdapt::Fastai)), as fastai's `create_body`
-    /// does. `base_width` is ignored: the body has its own.
+    /// does. `base_width` and `width_mult` are ignored: the body has its own.
     ///
     /// # Panics
-    /// If the body's architecture is not `arch` (block counts or type differ), or on a zero
-    /// size or `ps` outside `[0, 1)`.
-    pub fn init_with_body(&self, body: ResNetBody, device: &Device) -> VisionModel {
+    /// If the body's architecture is not `arch` (family, block counts or type differ), or
+    /// on a zero size or `ps` outside `[0, 1)`.
+    pub fn init_with_body(&self, body: impl Into<Body>, device: &Device) -> VisionModel {
+        let body = body.into();
         assert_eq!(
             body.arch(),
             Some(self.arch),
@@ -95,7 +121,7 @@ impl VisionModelConfig {
             self.arch
         );
         let body = body.adapt_in_channels(self.in_channels);
-        let head = self.head_config(body.num_features()).init(device);
+        let head = self.head_config(body.out_channels()).init(device);
         VisionModel { body, head }
     }
 }
@@ -121,10 +147,10 @@ impl VisionModel {
         let last = layers.last()?;
         let out = |l: &crate::LinBnDrop| l.linear.weight.dims()[1];
         let ps = last.dropout.as_ref().map_or(0.0, |d| d.prob);
+        let cfg = VisionModelConfig::new(arch, out(last));
         Some(
-            VisionModelConfig::new(arch, out(last))
-                .with_in_channels(self.body.in_channels())
-                .with_base_width(self.body.base_width())
+            self.body
+                .describe(cfg)
                 .with_lin_ftrs(layers[..layers.len() - 1].iter().map(out).collect())
                 .with_ps(ps)
                 .with_concat_pool(self.head.concat_pool),
@@ -140,8 +166,16 @@ impl VisionModel {
         self.head.forward(self.body.forward(x))
     }
 
-    /// fastai's ResNet split into three layer groups, as Burn [`ParamGroup`]s:
-    /// 0 = stem (`conv1`, `bn1`) + `layer1` + `layer2`, 1 = `layer3` + `layer4`, 2 = head.
+    /// fastai's split into three layer groups, as Burn [`ParamGroup`]s: 0 = stem and early
+    /// layers, 1 = late layers, 2 = head. Per family ([`Backbone::groups`](crate::Backbone::groups)):
+    ///
+    /// | family | group 0 | group 1 |
+    /// | --- | --- | --- |
+    /// | ResNet | `conv1`, `bn1`, `layer1`, `layer2` | `layer3`, `layer4` |
+    /// | MobileNetV2 | `features.0`–`features.6` (to 32 channels, stride 8) | `features.7`–`features.18` |
+    /// | EfficientNet-B0 | `features.0`–`features.3` (to 40 channels, stride 8) | `features.4`–`features.8` |
+    ///
+    /// The cut sits at stride 8 in every family, where fastai's ResNet split puts it.
     ///
     /// Each group holds the ids of *everything* in its subtree — trainable parameters,
     /// BatchNorm running statistics and the BatchNorm / Dropout training flags — so the groups
@@ -167,18 +201,13 @@ impl VisionModel {
     /// let model = model
     ///     .freeze_group(groups[0].clone())
     ///     .freeze_group(groups[1].clone());
-    /// assert!(!model.body.conv1.weight.is_require_grad());
-    /// assert!(!model.body.layer4[1].conv2.weight.is_require_grad());
+    /// let body = model.body.as_resnet().unwrap();
+    /// assert!(!body.conv1.weight.is_require_grad());
+    /// assert!(!body.layer4[1].conv2.weight.is_require_grad());
     /// assert!(model.head.layers[0].linear.weight.is_require_grad());
     /// ```
     pub fn layer_groups(&self) -> Vec<ParamGroup> {
-        let b = &self.body;
-        let ids = |m| ParamGroup::ids_from_module::<Vec<crate::Block>>(m);
-        let stem = ParamGroup::ids_from_module(b.conv1.clone())
-            .fuse(&ParamGroup::ids_from_module(b.bn1.clone()))
-            .fuse(&ids(b.layer1.clone()))
-            .fuse(&ids(b.layer2.clone()));
-        let late = ids(b.layer3.clone()).fuse(&ids(b.layer4.clone()));
+        let [stem, late] = self.body.groups();
         let head = ParamGroup::ids_from_module(self.head.clone());
         vec![stem, late, head]
     }

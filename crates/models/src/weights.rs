@@ -187,6 +187,38 @@ static R152_V2: WeightsInfo = info!(
     230.474
 );
 
+// From torchvision 0.29 `models/mobilenetv2.py` and `models/efficientnet.py`.
+static MNV2_V1: WeightsInfo = info!(
+    MobileNetV2,
+    "IMAGENET1K_V1",
+    "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+    "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    71.878,
+    90.286,
+    3_504_872,
+    13.555
+);
+static MNV2_V2: WeightsInfo = info!(
+    MobileNetV2,
+    "IMAGENET1K_V2",
+    "https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth",
+    "7ebf99e03e254b273379b23edca7ec0da9f48273b23a332b93c1c99d49e86e8f",
+    72.154,
+    90.822,
+    3_504_872,
+    13.598
+);
+static EFFB0_V1: WeightsInfo = info!(
+    EfficientNetB0,
+    "IMAGENET1K_V1",
+    "https://download.pytorch.org/models/efficientnet_b0_rwightman-7f5810bc.pth",
+    "7f5810bc96def8f7552d5b7e68d53c4786f81167d28291b21c0d90e1fca14934",
+    77.692,
+    93.532,
+    5_288_548,
+    20.451
+);
+
 /// torchvision's `ResNet18_Weights`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResNet18 {
@@ -228,6 +260,22 @@ pub enum ResNet152 {
     ImageNet1kV2,
 }
 
+/// torchvision's `MobileNet_V2_Weights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MobileNetV2 {
+    /// The original recipe (top-1 71.878 %).
+    ImageNet1kV1,
+    /// torchvision's improved recipe (top-1 72.154 %; torchvision's default).
+    ImageNet1kV2,
+}
+
+/// torchvision's `EfficientNet_B0_Weights` (ported from Ross Wightman's timm weights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EfficientNetB0 {
+    /// top-1 77.692 %; torchvision's default.
+    ImageNet1kV1,
+}
+
 /// Any of the checkpoints; every per-architecture enum converts into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Weights {
@@ -241,6 +289,10 @@ pub enum Weights {
     ResNet101(ResNet101),
     /// ResNet-152 weights.
     ResNet152(ResNet152),
+    /// MobileNetV2 weights.
+    MobileNetV2(MobileNetV2),
+    /// EfficientNet-B0 weights.
+    EfficientNetB0(EfficientNetB0),
 }
 
 macro_rules! per_arch {
@@ -258,11 +310,19 @@ macro_rules! per_arch {
         }
     )*};
 }
-per_arch!(ResNet18, ResNet34, ResNet50, ResNet101, ResNet152);
+per_arch!(
+    ResNet18,
+    ResNet34,
+    ResNet50,
+    ResNet101,
+    ResNet152,
+    MobileNetV2,
+    EfficientNetB0
+);
 
 impl Weights {
     /// Every checkpoint in the registry.
-    pub const ALL: [Weights; 8] = [
+    pub const ALL: [Weights; 11] = [
         Weights::ResNet18(ResNet18::ImageNet1kV1),
         Weights::ResNet34(ResNet34::ImageNet1kV1),
         Weights::ResNet50(ResNet50::ImageNet1kV1),
@@ -271,6 +331,9 @@ impl Weights {
         Weights::ResNet101(ResNet101::ImageNet1kV2),
         Weights::ResNet152(ResNet152::ImageNet1kV1),
         Weights::ResNet152(ResNet152::ImageNet1kV2),
+        Weights::MobileNetV2(MobileNetV2::ImageNet1kV1),
+        Weights::MobileNetV2(MobileNetV2::ImageNet1kV2),
+        Weights::EfficientNetB0(EfficientNetB0::ImageNet1kV1),
     ];
 
     /// What torchvision publishes about these weights.
@@ -284,6 +347,9 @@ impl Weights {
             Weights::ResNet101(ResNet101::ImageNet1kV2) => &R101_V2,
             Weights::ResNet152(ResNet152::ImageNet1kV1) => &R152_V1,
             Weights::ResNet152(ResNet152::ImageNet1kV2) => &R152_V2,
+            Weights::MobileNetV2(MobileNetV2::ImageNet1kV1) => &MNV2_V1,
+            Weights::MobileNetV2(MobileNetV2::ImageNet1kV2) => &MNV2_V2,
+            Weights::EfficientNetB0(EfficientNetB0::ImageNet1kV1) => &EFFB0_V1,
         }
     }
 
@@ -295,6 +361,8 @@ impl Weights {
             Arch::ResNet50 => ResNet50::ImageNet1kV2.into(),
             Arch::ResNet101 => ResNet101::ImageNet1kV2.into(),
             Arch::ResNet152 => ResNet152::ImageNet1kV2.into(),
+            Arch::MobileNetV2 => MobileNetV2::ImageNet1kV2.into(),
+            Arch::EfficientNetB0 => EfficientNetB0::ImageNet1kV1.into(),
         }
     }
 
@@ -472,7 +540,7 @@ mod download {
     use sha2::{Digest, Sha256};
 
     use super::{Checksum, Weights, cached_path, hex, verify_file};
-    use crate::{DownloadError, Error, ResNet, ResNetBody, load_body, load_torchvision};
+    use crate::{Body, DownloadError, Error, Network, load_body, load_torchvision};
 
     /// Largest body a download accepts (2 GiB).
     pub const MAX_DOWNLOAD_BYTES: u64 = 2 << 30;
@@ -528,7 +596,7 @@ mod download {
     ///
     /// # Errors
     /// As [`fetch`] and [`load_torchvision`].
-    pub fn pretrained(weights: impl Into<Weights>, device: &Device) -> Result<ResNet, Error> {
+    pub fn pretrained(weights: impl Into<Weights>, device: &Device) -> Result<Network, Error> {
         let weights = weights.into();
         load_torchvision(weights.arch(), fetch(weights)?, device)
     }
@@ -537,10 +605,7 @@ mod download {
     ///
     /// # Errors
     /// As [`fetch`] and [`load_body`].
-    pub fn pretrained_body(
-        weights: impl Into<Weights>,
-        device: &Device,
-    ) -> Result<ResNetBody, Error> {
+    pub fn pretrained_body(weights: impl Into<Weights>, device: &Device) -> Result<Body, Error> {
         let weights = weights.into();
         load_body(weights.arch(), fetch(weights)?, device)
     }
@@ -784,10 +849,15 @@ mod tests {
         for w in Weights::ALL {
             let info = w.info();
             assert_eq!(info.arch, w.arch());
-            // torchvision names files `<arch>-<first 8 hex digits of the sha256>.pth`.
+            // torchvision names files `<arch>-<first 8 hex digits of the sha256>.pth`;
+            // EfficientNet-B0's weights are Ross Wightman's port, and say so.
+            let stem = match info.arch {
+                Arch::EfficientNetB0 => "efficientnet_b0_rwightman".to_string(),
+                a => a.to_string(),
+            };
             assert_eq!(
                 info.file_name(),
-                format!("{}-{}.pth", info.arch, info.sha256_prefix())
+                format!("{stem}-{}.pth", info.sha256_prefix())
             );
             assert!(
                 info.sha256
@@ -809,6 +879,22 @@ mod tests {
         }
         for arch in Arch::ALL {
             assert_eq!(Weights::default_for(arch).arch(), arch);
+        }
+    }
+
+    #[test]
+    fn registry_parameter_counts_are_the_networks() {
+        // Construction is lazy: nothing is allocated.
+        let device = burn::tensor::Device::flex();
+        for w in Weights::ALL {
+            let info = w.info();
+            let net = crate::Network::imagenet(info.arch, &device);
+            assert_eq!(
+                crate::num_parameters(&net),
+                info.num_params,
+                "{}",
+                info.file_name()
+            );
         }
     }
 

@@ -91,17 +91,26 @@ fn a_frozen_group_is_unchanged_by_a_step() {
 
     let unchanged = |a: Tensor<4>, b: Tensor<4>| max_abs_diff(a, b) == 0.0;
     assert!(unchanged(
-        before.body.conv1.weight.val(),
-        after.body.conv1.weight.val()
+        before.body.as_resnet().unwrap().conv1.weight.val(),
+        after.body.as_resnet().unwrap().conv1.weight.val()
     ));
     assert!(unchanged(
-        before.body.layer4[1].conv2.weight.val(),
-        after.body.layer4[1].conv2.weight.val()
+        before.body.as_resnet().unwrap().layer4[1]
+            .conv2
+            .weight
+            .val(),
+        after.body.as_resnet().unwrap().layer4[1].conv2.weight.val()
     ));
     assert_eq!(
         max_abs_diff(
-            before.body.layer3[0].bn1.running_mean.value(),
-            after.body.layer3[0].bn1.running_mean.value()
+            before.body.as_resnet().unwrap().layer3[0]
+                .bn1
+                .running_mean
+                .value(),
+            after.body.as_resnet().unwrap().layer3[0]
+                .bn1
+                .running_mean
+                .value()
         ),
         0.0
     );
@@ -115,7 +124,7 @@ fn a_frozen_group_is_unchanged_by_a_step() {
 #[test]
 fn group_sizes_add_up() {
     let model = VisionModelConfig::new(Arch::ResNet34, 17).init(&device());
-    let b = &model.body;
+    let b = model.body.as_resnet().unwrap();
     let g0 = num_parameters(&b.conv1)
         + num_parameters(&b.bn1)
         + num_parameters(&b.layer1)

@@ -100,7 +100,7 @@ fn parameter_counts_equal_torchvision() {
         assert_eq!(num_parameters(&model), n, "{arch}");
         assert_eq!(model.arch(), Some(arch));
         assert_eq!(
-            model.into_body().num_features(),
+            Some(model.into_body().num_features()),
             arch.num_features(64),
             "{arch}"
         );
@@ -112,7 +112,7 @@ fn body_output_is_stride_32_at_any_size() {
     let d = device();
     for arch in [Arch::ResNet18, Arch::ResNet50] {
         let body = ResNetConfig::new(arch).with_base_width(4).init_body(&d);
-        let nf = arch.num_features(4);
+        let nf = arch.num_features(4).unwrap();
         assert_eq!(body.num_features(), nf);
         for (h, w, oh, ow) in [
             (32, 32, 1, 1),

@@ -165,7 +165,12 @@ fn full_size_resnet18_and_34_match_torchvision() {
         let weights = dir.join(format!("{arch}.pth"));
         let m = check(
             &format!("{arch} (full size, .pth)"),
-            |d: &Device| load_torchvision(arch, &weights, d).unwrap(),
+            |d: &Device| {
+                load_torchvision(arch, &weights, d)
+                    .unwrap()
+                    .into_resnet()
+                    .unwrap()
+            },
             &dir.join(format!("{arch}_io.safetensors")),
         );
         assert_grad(&m, 1e-2 * m.grad_scale);

@@ -109,6 +109,8 @@ fn summary_does_not_change_the_model() {
         .init(&d);
     let before: Vec<f32> = model
         .body
+        .as_resnet()
+        .unwrap()
         .bn1
         .running_mean
         .value()
@@ -117,13 +119,23 @@ fn summary_does_not_change_the_model() {
     summary(&model, [2, 3, 32, 32], &d).unwrap();
     let after: Vec<f32> = model
         .body
+        .as_resnet()
+        .unwrap()
         .bn1
         .running_mean
         .value()
         .try_into_vec_as()
         .unwrap();
     assert_eq!(before, after);
-    assert!(model.body.conv1.weight.is_require_grad());
+    assert!(
+        model
+            .body
+            .as_resnet()
+            .unwrap()
+            .conv1
+            .weight
+            .is_require_grad()
+    );
 }
 
 #[test]
