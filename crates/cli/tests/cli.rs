@@ -912,6 +912,8 @@ fn train_flags_reach_the_recipe() {
         "resnet34",
         "--width",
         "16",
+        "--width-mult",
+        "0.5",
         "--pretrained",
         "w.pth",
         "--sizes",
@@ -951,6 +953,7 @@ fn train_flags_reach_the_recipe() {
     assert_eq!(r.suffix, ".png");
     assert_eq!(r.arch, fastburn::models::Arch::ResNet34);
     assert_eq!(r.base_width, 16);
+    assert_eq!(r.width_mult, 0.5);
     assert_eq!(
         r.pretrained,
         fastburn::recipe::Pretrained::File(PathBuf::from("w.pth"))
