@@ -25,8 +25,12 @@ class ConcatPool(nn.Module):
 
 def model(arch, n_classes):
     net = getattr(torchvision.models, arch)(weights=None)
-    body = nn.Sequential(*list(net.children())[:-2])
-    nf = 512 if arch in ("resnet18", "resnet34") else 2048
+    if arch.startswith("resnet"):
+        body = nn.Sequential(*list(net.children())[:-2])
+        nf = 512 if arch in ("resnet18", "resnet34") else 2048
+    else:  # mobilenet_v2, efficientnet_b0: the body is `features`, as in fastburn
+        body = net.features
+        nf = net.classifier[-1].in_features
     head = nn.Sequential(
         ConcatPool(), nn.BatchNorm1d(2 * nf), nn.Dropout(0.25), nn.Linear(2 * nf, 512, bias=False),
         nn.ReLU(inplace=True), nn.BatchNorm1d(512), nn.Dropout(0.5), nn.Linear(512, n_classes, bias=False))
