@@ -606,16 +606,64 @@ impl ItemList {
     }
 }
 
+/// 1-based line numbers of CSV records, counted from their byte offsets.
+///
+/// The CSV reader's own `Position::line` is where it began reading a record: before the `\n`
+/// of a CRLF line end and before skipped blank lines, so every row of a CRLF file came out
+/// one line early (found by the `parse_csv` fuzz target's CRLF-equals-LF check). A line
+/// ends at `\n`, `\r\n` or a lone `\r`, the reader's record terminators.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    /// Offset counted up to, and the line there.
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter {
+            bytes,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record the reader reports at byte `offset`: the line of the first byte
+    /// from there that is not a line end. Offsets come in increasing order; an earlier one
+    /// is counted from the start.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let b = self.bytes;
+        let mut start = usize::try_from(offset).map_or(b.len(), |o| o.min(b.len()));
+        while start < b.len() && matches!(b[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.at {
+            (self.at, self.line) = (0, 1);
+        }
+        let at = self.at;
+        let ends = b[at..start]
+            .iter()
+            .enumerate()
+            .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(at + i + 1) != Some(&b'\n')))
+            .count();
+        self.line += ends as u64;
+        self.at = start;
+        self.line
+    }
+}
+
 fn parse_rows(
     bytes: &[u8],
     cfg: &CsvConfig,
     root_canonical: Option<&Path>,
     problems: &mut CsvProblems,
 ) -> Vec<Row> {
+    let body = strip_bom(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(strip_bom(bytes));
+        .from_reader(body);
+    let mut lines = LineCounter::new(body);
     let mut records = reader.byte_records();
     let header = match records.next() {
         None => {
@@ -633,7 +681,7 @@ fn parse_rows(
         }
         Some(Ok(h)) => h,
     };
-    let header_line = header.position().map_or(1, |p| p.line());
+    let header_line = header.position().map_or(1, |p| lines.line_at(p.byte()));
     let mut columns = Vec::with_capacity(header.len());
     for (i, f) in header.iter().enumerate() {
         match std::str::from_utf8(f) {
@@ -670,7 +718,9 @@ fn parse_rows(
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(last_line + 1, |p| p.line());
+                let line = e
+                    .position()
+                    .map_or(last_line + 1, |p| lines.line_at(p.byte()));
                 let io = matches!(e.kind(), csv::ErrorKind::Io(_));
                 problems.push(
                     line,
@@ -685,7 +735,9 @@ fn parse_rows(
                 continue;
             }
         };
-        let line = rec.position().map_or(last_line + 1, |p| p.line());
+        let line = rec
+            .position()
+            .map_or(last_line + 1, |p| lines.line_at(p.byte()));
         last_line = line;
         // A blank line is skipped by the CSV reader; a line of only whitespace is one field.
         if rec.len() == 1 && rec[0].iter().all(u8::is_ascii_whitespace) {
