@@ -127,19 +127,26 @@ pub(crate) fn new_run_id() -> String {
     sha256_hex(seed.as_bytes())[..12].to_string()
 }
 
+/// What a run id must be.
+const RUN_ID_EXPECTED: &str = "1-64 ASCII letters, digits, `-` or `_`";
+
 /// Run ids become folder names: 1–64 ASCII letters, digits, `-` or `_`.
-pub(crate) fn check_run_id(id: &str) -> Result<()> {
-    let ok = (1..=64).contains(&id.len())
+fn run_id_ok(id: &str) -> bool {
+    (1..=64).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// [`run_id_ok`] as a typed error.
+pub(crate) fn check_run_id(id: &str) -> Result<()> {
+    if run_id_ok(id) {
         Ok(())
     } else {
         Err(Error::InvalidConfig {
             key: "run_id",
             value: id.to_string(),
-            expected: "1-64 ASCII letters, digits, `-` or `_`",
+            expected: RUN_ID_EXPECTED,
         })
     }
 }
@@ -263,8 +270,8 @@ pub fn prune(dir: &Path, run: &str, keep: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks a checkpoint folder: manifest present, version, the file list exactly the
-/// checkpoint's files, every file present with its hash. Returns the manifest.
+/// Checks a checkpoint folder: manifest present, version, a valid run id, the file list
+/// exactly the checkpoint's files, every file present with its hash. Returns the manifest.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] naming the folder and the problem.
@@ -291,6 +298,17 @@ pub fn verify_checkpoint(path: &Path) -> Result<Manifest> {
         return Err(bad(CheckpointProblem::Version {
             expected: FORMAT_VERSION,
             got: manifest.format_version,
+        }));
+    }
+    // Checked here, not only when the learner takes the id over at the end of
+    // `load_checkpoint`: by then the weights and state are in place, and the load failed
+    // with the learner half-changed (found with the `load_checkpoint` fuzz target's check
+    // that a failed load leaves the learner as it was).
+    if !run_id_ok(&manifest.run_id) {
+        return Err(bad(CheckpointProblem::State {
+            key: "run_id",
+            value: manifest.run_id,
+            expected: RUN_ID_EXPECTED,
         }));
     }
     let mut listed: Vec<&str> = manifest.files.iter().map(|f| f.0.as_str()).collect();
@@ -562,6 +580,7 @@ impl Learner {
             }
         }
         self.restore_thresholds(state.thresholds);
+        // Cannot fail: `verify_checkpoint` checked the id.
         self.set_run_id(&manifest.run_id)?;
         Ok(())
     }
