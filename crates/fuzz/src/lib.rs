@@ -28,12 +28,12 @@
 //! - `libfuzzer`: the libFuzzer binaries (`libfuzzer-sys`, which compiles libFuzzer's C++).
 //!
 //! ## Contained panics
-//! Image decoders are not promised to be panic-free, so fastburn runs them under
-//! [`fastburn_data::contain_panics`] and reports [`fastburn_data::Error::Panic`]. That is
-//! the documented contract, so [`decode_image`] returns [`Outcome::ContainedPanic`] rather
-//! than failing; the regression test accepts it only for files named `contained-*` (a
-//! dependency bug recorded in the README), and the libFuzzer binaries report every panic,
-//! contained or not, because libFuzzer's panic hook aborts at the panic itself.
+//! Image decoders and Burn's record reader are not promised to be panic-free, so fastburn
+//! runs them under `catch_unwind` and reports a typed error ([`fastburn_data::Error::Panic`],
+//! [`fastburn_learner::Error::Record`]). That is the documented contract, so the targets
+//! return [`Outcome::ContainedPanic`] rather than failing; the regression test accepts it
+//! only for files named `contained-*` (a dependency bug recorded in the README), and the
+//! libFuzzer binaries report each new panic location (see [`libfuzzer`]).
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,9 @@ pub enum Outcome {
     Accepted,
     /// The input was refused with a documented, typed error (its message).
     Rejected(String),
-    /// A decoder panicked and fastburn turned the panic into its typed error (the message).
+    /// A dependency panicked and fastburn turned the panic into its typed error (the
+    /// message): an image decoder ([`fastburn_data::Error::Panic`]) or Burn's record reader
+    /// ([`fastburn_learner::Error::Record`] saying so).
     ContainedPanic(String),
 }
 
@@ -726,8 +728,21 @@ fn load_checkpoint_checked(data: &[u8]) -> Outcome {
         }
         Err(e) => {
             check_learner_error(&e, &dir, "load_checkpoint");
-            Outcome::Rejected(e.to_string())
+            learner_outcome(&e)
         }
+    }
+}
+
+/// The outcome of a learner error: a contained panic when the learner caught one in Burn's
+/// record reader (its message says so), else a rejection.
+fn learner_outcome(e: &fastburn_learner::Error) -> Outcome {
+    match e {
+        fastburn_learner::Error::Record { message, .. }
+            if message.starts_with("Burn's record reader panicked") =>
+        {
+            Outcome::ContainedPanic(message.clone())
+        }
+        e => Outcome::Rejected(e.to_string()),
     }
 }
 
@@ -807,7 +822,7 @@ fn load_bundle_checked(data: &[u8], path: &Path) -> Outcome {
                 }
                 e => panic!("load_learner returned an undocumented error: {e:?}"),
             }
-            Outcome::Rejected(e.to_string())
+            learner_outcome(&e)
         }
     }
 }

@@ -112,6 +112,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Reads a weight record and applies it to a model (`f`), turning a panic inside into
+/// [`Error::Record`] naming `path`.
+///
+/// Burn 0.22.1 panics on some malformed records instead of returning its error: a float
+/// parameter whose stored dtype is an integer one ("Expected float dtype, got I32", one
+/// byte of a burnpack file; found by the `load_bundle` fuzz target). Every file fastburn
+/// loads weights from is user input, so the panic is contained like a decoder's.
+pub(crate) fn load_record_contained<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(Error::Record {
+            path: path.to_path_buf(),
+            message: format!("Burn's record reader panicked: {message}"),
+        })
+    })
+}
+
 /// A fresh run id: 12 hex digits of a hash of the clock, the process and a counter.
 pub(crate) fn new_run_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -512,13 +533,14 @@ impl Learner {
             let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
             Ok(burn::tensor::Bytes::from_bytes_vec(bytes))
         };
-        let record = ModuleRecord::from_bytes(read(&model_path)?)
-            .map_err(|e| Error::record(&model_path, e))?;
-        let model = self
-            .model()
-            .clone()
-            .try_load_record(record)
-            .map_err(|e| Error::record(&model_path, e))?;
+        let model = load_record_contained(&model_path, || {
+            let record = ModuleRecord::from_bytes(read(&model_path)?)
+                .map_err(|e| Error::record(&model_path, e))?;
+            self.model()
+                .clone()
+                .try_load_record(record)
+                .map_err(|e| Error::record(&model_path, e))
+        })?;
         if let Some(tensor) = first_non_finite(&model) {
             return Err(Error::Checkpoint {
                 path: model_path,
@@ -526,8 +548,10 @@ impl Learner {
             });
         }
         let optim_path = path.join("optim.bpk");
-        let optim = burn::optim::OptimizerRecord::from_bytes(read(&optim_path)?)
-            .map_err(|e| Error::record(&optim_path, e))?;
+        let optim = load_record_contained(&optim_path, || {
+            burn::optim::OptimizerRecord::from_bytes(read(&optim_path)?)
+                .map_err(|e| Error::record(&optim_path, e))
+        })?;
         let state_err = |key: &'static str, value: String, expected: &'static str| {
             bad(CheckpointProblem::State {
                 key,
@@ -696,13 +720,14 @@ impl Learner {
                     e @ fastburn_fsio::ReadError::TooLarge { .. } => Error::record(path, e),
                 }
             })?;
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| Error::record(path, e))?;
-        let model = self
-            .model()
-            .clone()
-            .try_load_record(record)
-            .map_err(|e| Error::record(path, e))?;
+        let model = load_record_contained(path, || {
+            let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+                .map_err(|e| Error::record(path, e))?;
+            self.model()
+                .clone()
+                .try_load_record(record)
+                .map_err(|e| Error::record(path, e))
+        })?;
         if let Some(tensor) = first_non_finite(&model) {
             return Err(Error::Checkpoint {
                 path: path.to_path_buf(),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::callbacks::GatherPreds;
-use crate::checkpoint::{first_non_finite, sha256_hex};
+use crate::checkpoint::{first_non_finite, load_record_contained, sha256_hex};
 use crate::error::{CheckpointProblem, Error, Result};
 use crate::learner::{Learner, Phase};
 use crate::loss::Loss;
@@ -699,14 +699,15 @@ pub fn load_learner(path: &Path, device: &Device) -> Result<Inference> {
     let weights = body
         .get(w_at + 8..(w_at + 8).saturating_add(w_len))
         .ok_or_else(|| bad("weights past the end".into()))?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
-        .map_err(|e| Error::record(path, e))?;
-    let model = meta
-        .model
-        .model_config(meta.classes.len())
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| Error::record(path, e))?;
+    let model = load_record_contained(path, || {
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
+            .map_err(|e| Error::record(path, e))?;
+        meta.model
+            .model_config(meta.classes.len())
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| Error::record(path, e))
+    })?;
     if let Some(tensor) = first_non_finite(&model) {
         return Err(Error::Checkpoint {
             path: path.to_path_buf(),
