@@ -2,8 +2,8 @@
 //!
 //! Reference: flex (the default CPU backend). Every other compiled backend — ndarray and
 //! wgpu (Mesa's lavapipe in CI) — gets identical weights and inputs and must agree within
-//! the tolerance stated per check. Build with `--features ndarray,wgpu` (CI uses
-//! `--all-features`) for the comparisons to run; with flex alone the suite only checks
+//! the tolerance stated per check. Build with `--features ndarray,wgpu` (CI does: the
+//! README's test command) for the comparisons to run; with flex alone the suite only checks
 //! that flex agrees with itself after a round trip through a record.
 //!
 //! Tolerances, and why:

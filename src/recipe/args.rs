@@ -10,8 +10,9 @@ use fastburn_learner::{OptimizerConfig, Suggest};
 use fastburn_models::Arch;
 
 use super::{PlanetRecipe, Policy, Pretrained};
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, DeviceSpec};
 use crate::error::{Error, Result};
+use fastburn_learner::Reduce;
 
 /// The learning rate: `auto` runs the learning-rate finder and takes its suggestion.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -158,9 +159,18 @@ pub struct RecipeArgs {
     /// Seed of the split, augmentation, initialisation and dropout.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Backend: auto, flex, ndarray or wgpu.
+    /// Backend: auto, flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// Data-parallel training on several devices, comma-separated, the learner's first:
+    /// `cuda:0,cuda:1`, `flex,ndarray` (each batch is split across them; see
+    /// docs/scale-out.md).
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+    pub devices: Vec<DeviceSpec>,
+    /// How the devices' gradients meet: auto (collectives on CUDA, else gather), gather, or
+    /// collective.
+    #[arg(long, default_value = "auto", requires = "devices")]
+    pub reduce: Reduce,
     /// Test-time augmentation (the 8 dihedral views) for the final score and submission:
     /// on by default; `--no-tta` turns it off.
     #[arg(long, overrides_with = "no_tta")]
@@ -233,6 +243,19 @@ impl RecipeArgs {
     pub fn to_recipe(&self, out: PathBuf) -> Result<PlanetRecipe> {
         let a = self;
         check(a.bs > 0, "--bs", a.bs, "at least 1")?;
+        check(
+            a.devices
+                .iter()
+                .enumerate()
+                .all(|(i, d)| !a.devices[..i].contains(d)),
+            "--devices",
+            a.devices
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            "distinct devices",
+        )?;
         check(a.epochs > 0, "--epochs", a.epochs, "at least 1")?;
         check(a.width > 0, "--width", a.width, "at least 1")?;
         check(
@@ -287,6 +310,8 @@ impl RecipeArgs {
             .with_valid_pct(a.valid_pct)
             .with_seed(a.seed)
             .with_device(a.device)
+            .with_devices(a.devices.clone())
+            .with_reduce(a.reduce)
             .with_tta(a.tta || !a.no_tta)
             .with_tta_max(a.tta_max)
             .with_workers(a.workers)

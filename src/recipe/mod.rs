@@ -25,15 +25,15 @@ use fastburn_data::{
 };
 use fastburn_learner::callbacks::{Checkpointer, CsvLogger, JsonLogger, PlotLosses};
 use fastburn_learner::{
-    CheckpointProblem, FineTune, Learner, LearnerConfig, LrFindConfig, Lrs, OneCycle,
-    OptimizerConfig, ResumeFrom, Sgdr, Suggest, Tta, TtaBlend, format_label_report, label_report,
-    vision_learner, write_submission,
+    CheckpointProblem, DataParallel, FineTune, Learner, LearnerConfig, LrFindConfig, Lrs, OneCycle,
+    OptimizerConfig, Reduce, ResumeFrom, Sgdr, Suggest, Tta, TtaBlend, format_label_report,
+    label_report, vision_learner, write_submission,
 };
 use fastburn_metrics::{FBetaMetric, ThresholdGrid, best_threshold, f2};
 use fastburn_models::{Arch, Body};
 use serde::{Deserialize, Serialize};
 
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, DeviceSpec};
 use crate::error::{Error, Result};
 
 mod args;
@@ -232,6 +232,13 @@ pub struct PlanetRecipe {
     /// Backend.
     #[config(default = "DeviceChoice::Auto")]
     pub device: DeviceChoice,
+    /// Data-parallel training on these devices, the learner's first (`device` is then not
+    /// used); empty: one device. See docs/scale-out.md.
+    #[config(default = "Vec::new()")]
+    pub devices: Vec<DeviceSpec>,
+    /// How the replicas' gradients are combined on several devices.
+    #[config(default = "Reduce::Auto")]
+    pub reduce: Reduce,
     /// Test-time augmentation (the 8 dihedral views) for the final scores and the
     /// submission.
     #[config(default = true)]
@@ -576,13 +583,34 @@ impl PlanetRecipe {
                 expected: "one or more image sizes of at least 32 px",
             });
         }
+        // The devices first: one that is missing or not compiled in writes nothing.
+        let devices = self
+            .devices
+            .iter()
+            .map(|d| d.device())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let device = match devices.first() {
+            Some(d) => d.clone(),
+            None => self.device.device()?,
+        };
+        let parallel = (!devices.is_empty())
+            .then(|| DataParallel::new(devices.clone()).with_reduce(self.reduce));
+        if let Some(dp) = &parallel {
+            dp.check()?;
+        }
+        let device_name = if devices.len() > 1
+            && let Some(dp) = &parallel
+        {
+            let names: Vec<String> = self.devices.iter().map(ToString::to_string).collect();
+            format!("{} (data-parallel, {})", names.join(", "), dp.strategy())
+        } else {
+            device_label(self.device, &device)
+        };
         std::fs::create_dir_all(&self.out).map_err(|e| Error::io(&self.out, e))?;
         if !resume {
             // First, so that a run killed at any later point can be resumed.
             write_out(&self.out.join(RECIPE_FILE), format!("{self}").as_bytes())?;
         }
-        let device = self.device.device()?;
-        let device_name = device_label(self.device, &device);
         say!(self, "device: {device_name}");
 
         // Data.
@@ -633,6 +661,9 @@ impl PlanetRecipe {
         let mut size = self.sizes[0];
         let dls = self.loaders(&list, &split, size, &device)?;
         let mut learn = vision_learner(dls, &lcfg, pretrained_body, &device)?;
+        if parallel.is_some() {
+            learn.set_data_parallel(parallel)?;
+        }
         learn.add_callback(CsvLogger::new(self.out.join("history.csv")));
         learn.add_callback(JsonLogger::new(self.out.join("history.json")));
         learn.add_callback(PlotLosses::new(self.out.join("losses.png")));

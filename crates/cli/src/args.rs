@@ -155,7 +155,7 @@ pub struct PredictArgs {
     /// Probability above which a tag is predicted [default: the bundle's tuned threshold].
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Backend: auto, flex, ndarray or wgpu.
+    /// Backend: auto, flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Batch size.
@@ -200,7 +200,7 @@ pub struct LrFindArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Backend: auto, flex, ndarray or wgpu.
+    /// Backend: auto, flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Loader threads.
@@ -299,7 +299,7 @@ pub struct BenchArgs {
     /// Number of classes of the head.
     #[arg(long, default_value_t = 17)]
     pub classes: usize,
-    /// Backend: auto, flex, ndarray or wgpu.
+    /// Backend: auto, flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "flex")]
     pub device: DeviceChoice,
     /// Seed of the weights and the random batch.

@@ -807,32 +807,61 @@ fn every_subcommand_has_help_and_the_binary_a_version() {
 #[test]
 fn unknown_device_exits_2_with_a_clear_message() {
     let dir = TempDir::new().unwrap();
-    for args in [
-        vec!["train", "--out", s(dir.path()), "--device", "cuda"],
-        vec!["bench", "--device", "cuda"],
-        vec![
-            "predict",
-            "--model",
-            s(dir.path()),
-            "--images",
-            s(dir.path()),
-            "--out",
-            "x.csv",
-            "--device",
-            "cuda",
-        ],
-    ] {
-        let out = fastburn(&args);
-        assert_status(&out, 2);
-        let err = text(&out.stderr);
-        assert!(err.starts_with("error: "), "{err}");
-        assert!(err.contains("unknown device `cuda`"), "{err}");
-        assert!(err.contains("auto, flex, ndarray or wgpu"), "{err}");
+    for device in ["tpu", "flex:1", "cuda:x"] {
+        for args in [
+            vec!["train", "--out", s(dir.path()), "--device", device],
+            vec!["train", "--out", s(dir.path()), "--devices", device],
+            vec!["bench", "--device", device],
+            vec![
+                "predict",
+                "--model",
+                s(dir.path()),
+                "--images",
+                s(dir.path()),
+                "--out",
+                "x.csv",
+                "--device",
+                device,
+            ],
+        ] {
+            if device != "tpu" && args.contains(&"--device") {
+                continue; // `--device` takes a backend; indices are for `--devices`
+            }
+            let out = fastburn(&args);
+            assert_status(&out, 2);
+            let err = text(&out.stderr);
+            assert!(err.starts_with("error: "), "{err}");
+            assert!(err.contains(&format!("unknown device `{device}`")), "{err}");
+            assert!(err.contains("auto, flex, ndarray, wgpu, cuda"), "{err}");
+        }
     }
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "nothing written"
     );
+}
+
+/// A backend this binary was built without is named with the feature that adds it, before
+/// anything is written.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_backend_not_compiled_in_exits_2_naming_its_feature() {
+    let dir = TempDir::new().unwrap();
+    let out_dir = dir.path().join("run");
+    for args in [
+        vec!["train", "--out", s(&out_dir), "--device", "cuda"],
+        vec!["train", "--out", s(&out_dir), "--devices", "flex,cuda:1"],
+        vec!["bench", "--device", "cuda"],
+    ] {
+        let out = fastburn(&args);
+        assert_status(&out, 2);
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("the `cuda` backend is not compiled in: rebuild with `--features cuda`"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!out_dir.exists(), "nothing written");
 }
 
 #[test]
@@ -858,6 +887,40 @@ fn bad_flag_values_exit_2_naming_the_flag() {
         // Issue 13 item 13: used to abort on a huge allocation.
         (vec!["summary", "--size", "100000"], "--size"),
         (vec!["bench", "--iters", "0"], "--iters"),
+        // `--devices` lists: a device twice, collectives where Burn has none, `--reduce`
+        // without `--devices`, both `--device` and `--devices`.
+        (
+            vec!["train", "--out", out_dir, "--devices", "flex,ndarray,flex"],
+            "--devices",
+        ),
+        (
+            vec![
+                "train",
+                "--out",
+                out_dir,
+                "--devices",
+                "flex,ndarray",
+                "--reduce",
+                "collective",
+            ],
+            "collective",
+        ),
+        (
+            vec!["train", "--out", out_dir, "--reduce", "gather"],
+            "--devices",
+        ),
+        (
+            vec![
+                "train",
+                "--out",
+                out_dir,
+                "--devices",
+                "flex",
+                "--device",
+                "flex",
+            ],
+            "--device",
+        ),
         (
             vec![
                 "predict",

@@ -35,8 +35,6 @@ const ARGS: &[&str] = &[
     "--bs",
     "8",
     "--no-tta",
-    "--device",
-    "flex",
     "--quiet",
 ];
 
@@ -59,9 +57,11 @@ fn assert_ok(out: &Output) {
     );
 }
 
-fn train(out: &Path) -> Command {
+fn train(out: &Path, devices: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(["train", "--out", s(out)]).args(ARGS);
+    cmd.args(["train", "--out", s(out)])
+        .args(ARGS)
+        .args(devices);
     cmd
 }
 
@@ -105,6 +105,23 @@ fn numbers(metrics: &serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_numbers() {
+    let (device, _) = killed_run_resumes(&["--device", "flex"]);
+    assert_eq!(device, "flex");
+}
+
+/// The same on two devices (data-parallel, gathered): checkpoints and resume work as on one,
+/// and `recipe.json` carries the devices to the resumed run.
+#[test]
+fn a_data_parallel_run_killed_mid_epoch_resumes_to_the_uninterrupted_numbers() {
+    let (device, recipe) = killed_run_resumes(&["--devices", "flex,ndarray"]);
+    assert_eq!(device, "flex, ndarray (data-parallel, gather)");
+    assert_eq!(recipe["devices"], serde_json::json!(["flex", "ndarray"]));
+    assert_eq!(recipe["reduce"], "auto");
+}
+
+/// Runs the reference and the killed-and-resumed run on `devices`; returns the device the
+/// resumed run reports in `metrics.json`, and its `recipe.json`.
+fn killed_run_resumes(devices: &[&str]) -> (String, serde_json::Value) {
     let tmp = tempfile::Builder::new()
         .prefix("fastburn-resume-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -112,7 +129,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_numbers() {
 
     // The reference: never interrupted. It checkpoints every epoch and keeps the last two.
     let reference = tmp.path().join("reference");
-    let out = train(&reference).output().unwrap();
+    let out = train(&reference, devices).output().unwrap();
     assert_ok(&out);
     let expected = read_json(&reference.join("metrics.json"));
     assert_eq!(expected["epochs"].as_array().unwrap().len(), 4);
@@ -126,7 +143,7 @@ fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_numbers() {
     // checkpoint of epoch 1 is complete: the resume continues that fit in its middle, then
     // changes size as the reference did.
     let killed = tmp.path().join("killed");
-    let mut child = train(&killed)
+    let mut child = train(&killed, devices)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -201,6 +218,10 @@ fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_numbers() {
         lines(&reference),
         "history.csv: one row an epoch"
     );
+    (
+        got["device"].as_str().unwrap().to_string(),
+        read_json(&killed.join("recipe.json")),
+    )
 }
 
 #[test]

@@ -69,7 +69,7 @@ pub use items::{
     CsvConfig, IMAGE_EXTENSIONS, Item, ItemList, LabelKind, MAX_CSV_BYTES, Task, Vocab, split_tags,
 };
 pub use loader::{
-    BatchPos, BatchTransform, CpuBatch, DataLoader, EpochIter, LoaderConfig, OnError,
+    BatchPos, BatchTransform, CpuBatch, DataLoader, EpochIter, LoaderConfig, OnError, shard_sizes,
 };
 pub use resize::{ResizeFilter, ResizeMethod, presize, resize_rgb, short_side_size};
 pub use show::{ShowConfig, batch_images, draw_text, planar_to_rgb, render_grid, show_batch};

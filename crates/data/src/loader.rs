@@ -104,6 +104,69 @@ impl CpuBatch {
     pub fn is_empty(&self) -> bool {
         self.indices.is_empty()
     }
+
+    /// Splits the batch into `n` consecutive shards whose sizes differ by at most one, the
+    /// larger ones first ([`shard_sizes`]): data-parallel training gives shard `k` to device
+    /// `k`. With fewer items than shards the last shards are empty.
+    ///
+    /// ```
+    /// # use fastburn_data::*;
+    /// let batch = CpuBatch {
+    ///     indices: vec![10, 11, 12],
+    ///     images: (0..3 * 3 * 2 * 2).map(|v| v as f32).collect(),
+    ///     size: 2,
+    ///     params: vec![AugParams::identity(); 3],
+    ///     targets: vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+    ///     classes: 2,
+    ///     labels: vec![vec![0], vec![1], vec![0, 1]],
+    /// };
+    /// let shards = batch.clone().split(2);
+    /// assert_eq!(shards[0].indices, [10, 11]);
+    /// assert_eq!(shards[1].indices, [12]);
+    /// assert_eq!(shards[1].images, batch.images[2 * 12..]);
+    /// assert_eq!(shards[1].targets, [1.0, 1.0]);
+    /// assert_eq!(shards[1].labels, [vec![0, 1]]);
+    /// assert!(batch.split(4)[3].is_empty());
+    /// ```
+    ///
+    /// # Panics
+    /// When `n` is 0.
+    pub fn split(self, n: usize) -> Vec<CpuBatch> {
+        let item = 3 * (self.size as usize) * (self.size as usize);
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        for len in shard_sizes(self.len(), n) {
+            let end = start + len;
+            out.push(CpuBatch {
+                indices: self.indices[start..end].to_vec(),
+                images: self.images[start * item..end * item].to_vec(),
+                size: self.size,
+                params: self.params[start..end].to_vec(),
+                targets: self.targets[start * self.classes..end * self.classes].to_vec(),
+                classes: self.classes,
+                labels: self.labels[start..end].to_vec(),
+            });
+            start = end;
+        }
+        out
+    }
+}
+
+/// The sizes of `n` consecutive shards of `total` items: equal up to one, the larger first
+/// (`shard_sizes(10, 4) == [3, 3, 2, 2]`), as PyTorch's `DataParallel` scatters a batch.
+///
+/// ```
+/// assert_eq!(fastburn_data::shard_sizes(10, 4), [3, 3, 2, 2]);
+/// assert_eq!(fastburn_data::shard_sizes(2, 3), [1, 1, 0]);
+/// ```
+///
+/// # Panics
+/// When `n` is 0.
+pub fn shard_sizes(total: usize, n: usize) -> Vec<usize> {
+    assert!(n > 0, "at least one shard");
+    (0..n)
+        .map(|k| total / n + usize::from(k < total % n))
+        .collect()
 }
 
 /// Where a batch sits in the run: what a [`BatchTransform`] is told.

@@ -36,6 +36,32 @@ pub enum Error {
         /// The loss value.
         loss: f32,
     },
+    /// A data-parallel replica failed (a panic in its forward or backward pass, or on its
+    /// device): the step is abandoned and the model keeps the weights of the last
+    /// completed step.
+    #[error("replica {rank} on {device}: {message}")]
+    Replica {
+        /// The replica's rank (0: the learner's own device).
+        rank: usize,
+        /// Its device.
+        device: String,
+        /// What failed.
+        message: String,
+    },
+    /// A data-parallel replica did not finish its part of a step within the step deadline
+    /// ([`DataParallel::with_step_deadline`](crate::DataParallel::with_step_deadline)): its
+    /// thread is abandoned, and the learner trains no further on several devices.
+    #[error(
+        "replica {rank} on {device} did not finish its step within {seconds} s (a peer stuck in a collective, or a hung device)"
+    )]
+    ReplicaTimeout {
+        /// The replica's rank.
+        rank: usize,
+        /// Its device.
+        device: String,
+        /// The deadline.
+        seconds: u64,
+    },
     /// A file or folder could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -38,6 +38,7 @@ use crate::error::{CheckpointProblem, Error, Result};
 use crate::freeze::freeze_to;
 use crate::loss::Loss;
 use crate::optim::{Optim, OptimizerConfig};
+use crate::parallel::{DataParallel, Parallel};
 use crate::step::{self, BatchOutput, FeatureCache, Forward, Input, Source};
 
 /// How a learner is built (everything but the data and the weights).
@@ -367,6 +368,7 @@ pub struct Learner {
     features: Option<Arc<FeatureCache>>,
     thresholds: Option<Vec<f32>>,
     run_id: String,
+    parallel: Option<Parallel>,
 }
 
 impl std::fmt::Debug for Learner {
@@ -374,6 +376,7 @@ impl std::fmt::Debug for Learner {
         f.debug_struct("Learner")
             .field("arch", &self.cfg.arch)
             .field("device", &self.device)
+            .field("data_parallel", &self.parallel)
             .field("classes", &self.dls.vocab.len())
             .field("frozen_groups", &self.frozen)
             .field("epochs_done", &self.state.epochs_done)
@@ -442,6 +445,7 @@ impl Learner {
             features: None,
             thresholds: None,
             run_id: crate::checkpoint::new_run_id(),
+            parallel: None,
         };
         for cb in callbacks {
             learn.add_boxed_callback(cb);
@@ -478,6 +482,61 @@ impl Learner {
     /// The data loaders.
     pub fn dls(&self) -> &DataLoaders {
         &self.dls
+    }
+
+    /// Trains on several devices from now on (`Some`), or on the learner's device alone
+    /// (`None`): each batch is split across the devices, and the optimiser steps once per
+    /// batch on the learner's device (see [`DataParallel`] and `docs/scale-out.md`).
+    ///
+    /// ```
+    /// # use fastburn_data::*;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # synth::SynthConfig::new(dir.path().to_path_buf()).with_n(16).with_size(32).generate().unwrap();
+    /// use burn::tensor::Device;
+    /// use fastburn_learner::{DataParallel, LearnerConfig, Reduce, vision_learner};
+    /// use fastburn_models::Arch;
+    ///
+    /// let csv = CsvConfig::new(dir.path().join("labels.csv"), dir.path().join("train-jpg"));
+    /// let dls = DataLoadersConfig::new(32).with_batch_size(8).from_csv(&csv, &Splitter::default())?;
+    /// let cfg = LearnerConfig::new(Arch::ResNet18).with_base_width(8).with_path(dir.path().join("run"));
+    /// let mut learn = vision_learner(dls, &cfg, None, &Device::flex())?;
+    /// learn.quiet();
+    /// # #[allow(deprecated)]
+    /// let devices = vec![Device::flex(), Device::ndarray()];
+    /// learn.set_data_parallel(Some(DataParallel::new(devices).with_reduce(Reduce::Gather)))?;
+    /// learn.fit_one_cycle(1, 1e-3)?;
+    /// assert_eq!(learn.train_devices().len(), 2);
+    /// // The learner's own device must come first.
+    /// # #[allow(deprecated)]
+    /// let wrong = DataParallel::new(vec![Device::ndarray(), Device::flex()]);
+    /// assert!(learn.set_data_parallel(Some(wrong)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for no device, a first device that is not the learner's,
+    /// a device listed twice, or [`Reduce::Collective`](crate::Reduce::Collective) with a
+    /// device that has no collectives; [`Error::Replica`] when a worker thread cannot start.
+    pub fn set_data_parallel(&mut self, dp: Option<DataParallel>) -> Result<()> {
+        self.parallel = match dp {
+            Some(dp) => Some(Parallel::new(dp, &self.device)?),
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// The data-parallel setting, if any.
+    pub fn data_parallel(&self) -> Option<&DataParallel> {
+        self.parallel.as_ref().map(Parallel::config)
+    }
+
+    /// The devices a training step runs on (autodiff): the learner's alone, or the
+    /// data-parallel devices with the learner's first.
+    pub fn train_devices(&self) -> Vec<Device> {
+        match &self.parallel {
+            Some(p) => p.devices().to_vec(),
+            None => vec![self.device.clone()],
+        }
     }
 
     /// The training device (autodiff).
@@ -951,18 +1010,18 @@ impl Learner {
             (Phase::Features, _) => Forward::Body,
             (_, f) => f,
         };
-        let device = if train {
-            self.device.clone()
+        let devices = if train {
+            self.train_devices()
         } else {
-            self.inference_device()
+            vec![self.inference_device()]
         };
         let eval_model = (!train).then(|| self.model().valid());
         self.state.pass_batches = source.num_batches();
-        for (b, input) in source.batches(device, self.dls.task).enumerate() {
-            let input = input?;
+        for (b, shards) in source.sharded_batches(devices, self.dls.task).enumerate() {
+            let mut shards = shards?;
             let f = match &eval_model {
-                None => self.train_batch(b, input, forward)?,
-                Some(m) => self.eval_batch(m, b, input, forward)?,
+                None => self.train_batch(b, shards, forward)?,
+                Some(m) => self.eval_batch(m, b, shards.remove(0), forward)?,
             };
             match f {
                 Flow::CancelEpoch => return Ok(Flow::Continue),
@@ -1020,21 +1079,39 @@ impl Learner {
 
     /// One training batch (fastai's `one_batch`): forward, loss, backward, step, with the
     /// hooks between.
-    fn train_batch(&mut self, b: usize, input: Input, forward: Forward) -> Result<Flow> {
+    ///
+    /// `shards` holds the batch split across the training devices (one shard on one device
+    /// without data parallelism).
+    fn train_batch(&mut self, b: usize, mut shards: Vec<Input>, forward: Forward) -> Result<Flow> {
         self.state.iter = self.state.epoch * self.state.n_batches + b;
-        if let Some(f) = self.start_batch(b, input.indices.len())? {
+        let items = shards.iter().map(|s| s.indices.len()).sum();
+        if let Some(f) = self.start_batch(b, items)? {
             return Ok(f);
         }
         let model = self.model.take().expect("model present");
         // Dropout masks come from a seed fixed by (seed, epochs done, batch): training is a
         // function of the seed alone, and a resumed run repeats it exactly.
         let step_seed = fastburn_data::item_seed(self.cfg.seed, self.state.epochs_done, b);
-        let logits = crate::rng::with_seed(&self.device, step_seed, || {
-            step::logits(&model, input.x, forward)
-        });
+        let staged = match &mut self.parallel {
+            None => {
+                let input = shards.remove(0);
+                let logits = crate::rng::with_seed(&self.device, step_seed, || {
+                    step::logits(&model, input.x, forward)
+                });
+                let loss = self.loss.forward(logits, input.y);
+                let value: f32 = loss.clone().into_scalar();
+                Ok(Step::Single(loss, value))
+            }
+            Some(p) => p
+                .forward(&model, &self.loss, shards, forward, step_seed)
+                .map(Step::Parallel),
+        };
         self.model = Some(model);
-        let loss = self.loss.forward(logits, input.y);
-        let value: f32 = loss.clone().into_scalar();
+        let staged = staged?;
+        let value = match &staged {
+            Step::Single(_, v) => *v,
+            Step::Parallel(s) => s.value,
+        };
         self.state.loss = Some(value);
         if value.is_finite() {
             let s = &mut self.state;
@@ -1047,7 +1124,18 @@ impl Learner {
             f @ (Flow::CancelEpoch | Flow::CancelFit) => return Ok(f),
             _ => {}
         }
-        self.grads = Some(GradientsParams::from_grads(loss.backward(), self.model()));
+        let model = self.model.as_ref().expect("model present");
+        self.grads = Some(match (staged, &mut self.parallel) {
+            (Step::Single(loss, _), _) => GradientsParams::from_grads(loss.backward(), model),
+            (Step::Parallel(s), Some(p)) => p.backward(s, model)?,
+            (Step::Parallel(_), None) => {
+                return Err(Error::InvalidConfig {
+                    key: "devices",
+                    value: "data parallelism turned off during a step".into(),
+                    expected: "set_data_parallel outside a training step (not from after_loss)",
+                });
+            }
+        });
         let flow = self.run_hook(Hook::AfterBackward)?;
         if matches!(flow, Flow::CancelEpoch | Flow::CancelFit) {
             self.grads = None;
@@ -1077,6 +1165,16 @@ impl Learner {
         }
         sched.step()
     }
+}
+
+/// One training step between its forward and backward passes (one lives at a time, on the
+/// stack of `train_batch`: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// On the learner's device: the loss and its value.
+    Single(burn::tensor::Tensor<1>, f32),
+    /// On several devices.
+    Parallel(crate::parallel::Staged),
 }
 
 impl Source {

@@ -45,6 +45,7 @@ mod learner;
 mod loss;
 mod lr_find;
 mod optim;
+mod parallel;
 mod plot;
 mod precompute;
 pub mod rng;
@@ -69,6 +70,7 @@ pub use learner::{Callback, Flow, Hook, Learner, LearnerConfig, Phase, RunState}
 pub use loss::Loss;
 pub use lr_find::{LrFind, LrFindConfig, LrFinder, Suggest, suggest, trimmed};
 pub use optim::{AdamFastai, HyperParams, Optim, OptimizerConfig, SgdMomentum, WeightDecay};
+pub use parallel::{DataParallel, Reduce, has_collectives};
 pub use plot::{LinePlot, Marker, Series, tick_label};
 pub use precompute::PrecomputeReport;
 pub use schedule::{Combined, FitSchedule, Lrs, Sched, even_mults};

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::loss::Loss;
 
 /// Which part of the model a batch goes through.
@@ -172,6 +172,19 @@ impl Source {
         device: Device,
         task: Task,
     ) -> Box<dyn Iterator<Item = Result<Input>>> {
+        Box::new(
+            self.sharded_batches(vec![device], task)
+                .map(|b| b.map(|mut shards| shards.remove(0))),
+        )
+    }
+
+    /// The batches of the pass, each split into one shard per device
+    /// ([`fastburn_data::shard_sizes`]), shard `k` created on `devices[k]`.
+    pub(crate) fn sharded_batches(
+        self,
+        devices: Vec<Device>,
+        task: Task,
+    ) -> Box<dyn Iterator<Item = Result<Vec<Input>>>> {
         match self {
             Source::Loader { dl, epoch, view } => {
                 let tfms = dl.dataset().transforms().clone();
@@ -180,12 +193,38 @@ impl Source {
                     if let Some(d) = view {
                         cpu.params = vec![AugParams::dihedral(d); cpu.len()];
                     }
-                    let b = cpu.to_device(&device, &tfms, task);
-                    Ok(Input {
-                        x: b.images,
-                        y: b.targets,
-                        indices: b.indices,
-                    })
+                    let shards = if devices.len() == 1 {
+                        vec![cpu]
+                    } else {
+                        cpu.split(devices.len())
+                    };
+                    shards
+                        .into_iter()
+                        .zip(&devices)
+                        .enumerate()
+                        .map(|(rank, (cpu, device))| {
+                            // A device that fails to take its shard (a GPU lost mid-run) is
+                            // that replica's error, not a panic of the loop.
+                            let upload = || {
+                                let b = cpu.to_device(device, &tfms, task);
+                                Input {
+                                    x: b.images,
+                                    y: b.targets,
+                                    indices: b.indices,
+                                }
+                            };
+                            if devices.len() == 1 {
+                                return Ok(upload());
+                            }
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(upload)).map_err(
+                                |p| Error::Replica {
+                                    rank,
+                                    device: crate::parallel::device_label(device),
+                                    message: crate::parallel::panic_message(&*p),
+                                },
+                            )
+                        })
+                        .collect()
                 }))
             }
             Source::Cache {
@@ -212,23 +251,33 @@ impl Source {
                 Box::new(chunks.into_iter().map(move |ch| {
                     let set = if train { &cache.train } else { &cache.valid };
                     let (k, c) = (cache.item_len(), cache.n_classes);
-                    let mut x = Vec::with_capacity(ch.len() * k);
-                    let mut y = Vec::with_capacity(ch.len() * c);
-                    let mut indices = Vec::with_capacity(ch.len());
-                    for &i in &ch {
-                        x.extend_from_slice(&set.x[i * k..(i + 1) * k]);
-                        y.extend_from_slice(&set.y[i * c..(i + 1) * c]);
-                        indices.push(set.idx[i]);
-                    }
                     let [fc, fh, fw] = cache.shape;
-                    Ok(Input {
-                        x: Tensor::<4>::from_data(
-                            TensorData::new(x, [ch.len(), fc, fh, fw]),
-                            &device,
-                        ),
-                        y: Tensor::<2>::from_data(TensorData::new(y, [ch.len(), c]), &device),
-                        indices,
-                    })
+                    let mut start = 0;
+                    let mut shards = Vec::with_capacity(devices.len());
+                    for (len, device) in fastburn_data::shard_sizes(ch.len(), devices.len())
+                        .into_iter()
+                        .zip(&devices)
+                    {
+                        let part = &ch[start..start + len];
+                        start += len;
+                        let mut x = Vec::with_capacity(len * k);
+                        let mut y = Vec::with_capacity(len * c);
+                        let mut indices = Vec::with_capacity(len);
+                        for &i in part {
+                            x.extend_from_slice(&set.x[i * k..(i + 1) * k]);
+                            y.extend_from_slice(&set.y[i * c..(i + 1) * c]);
+                            indices.push(set.idx[i]);
+                        }
+                        shards.push(Input {
+                            x: Tensor::<4>::from_data(
+                                TensorData::new(x, [len, fc, fh, fw]),
+                                device,
+                            ),
+                            y: Tensor::<2>::from_data(TensorData::new(y, [len, c]), device),
+                            indices,
+                        });
+                    }
+                    Ok(shards)
                 }))
             }
         }

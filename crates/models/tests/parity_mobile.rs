@@ -567,7 +567,7 @@ fn records_round_trip_and_freeze_reaches_every_layer() {
 /// activation kinks some always lie within float32 round-off).
 ///
 /// Generate with `python scripts/fixtures/models_mobile.py --full DIR` and run with
-/// `FASTBURN_FULL_FIXTURES=DIR cargo test --workspace --all-features --test parity_mobile --
+/// `FASTBURN_FULL_FIXTURES=DIR cargo test --workspace --features ndarray,wgpu,pretrained,fastburn-fuzz/libfuzzer --test parity_mobile --
 /// --ignored`.
 #[test]
 #[ignore = "needs FASTBURN_FULL_FIXTURES (full-size fixtures, ~35 MB, not committed)"]
