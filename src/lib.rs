@@ -60,9 +60,9 @@ pub mod prelude {
     pub use crate::data::{
         AugPolicy, CsvConfig, DataLoaders, DataLoadersConfig, ItemList, Splitter, Task, Vocab,
     };
-    pub use crate::device::DeviceChoice;
+    pub use crate::device::{DeviceChoice, DeviceSpec};
     pub use crate::learner::{
-        Learner, LearnerConfig, LrFindConfig, Lrs, OptimizerConfig, Suggest, Tta, load_learner,
+        DataParallel, Learner, LearnerConfig, LrFindConfig, Lrs, OptimizerConfig, Suggest, Tta, load_learner,
         vision_learner,
     };
     pub use crate::metrics::{Average, FBetaMetric, ThresholdGrid, f2, fbeta};

@@ -124,3 +124,43 @@ fn the_planet_recipe_on_real_chips() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// A width the architecture ignores, or its weights cannot have, is refused naming the
+/// recipe field, before anything is written.
+#[test]
+fn a_width_the_architecture_cannot_use_is_refused() {
+    use fastburn::recipe::Pretrained;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let base = || {
+        PlanetRecipe::new(out.clone())
+            .with_device(DeviceChoice::Flex)
+            .with_verbose(false)
+    };
+    for (recipe, key) in [
+        (base().with_width_mult(0.5), "width_mult"),
+        (
+            base().with_arch(Arch::MobileNetV2).with_base_width(8),
+            "base_width",
+        ),
+        (
+            base()
+                .with_base_width(8)
+                .with_pretrained(Pretrained::File("w.pth".into())),
+            "base_width",
+        ),
+        (
+            base()
+                .with_arch(Arch::EfficientNetB0)
+                .with_width_mult(0.5)
+                .with_pretrained(Pretrained::ImageNet),
+            "width_mult",
+        ),
+    ] {
+        match recipe.run() {
+            Err(fastburn::Error::InvalidArgument { key: k, .. }) => assert_eq!(k, key),
+            r => panic!("{key}: expected InvalidArgument, got {:?}", r.map(|_| ())),
+        }
+        assert!(!out.exists(), "nothing written");
+    }
+}

@@ -285,7 +285,7 @@ impl RecipeArgs {
                 "at least 16 pixels",
             )?;
         }
-        Ok(PlanetRecipe::new(out.clone())
+        let recipe = PlanetRecipe::new(out.clone())
             .with_csv(a.csv.clone())
             .with_images(a.images.clone())
             .with_suffix(a.suffix.clone())
@@ -316,6 +316,14 @@ impl RecipeArgs {
             .with_tta_max(a.tta_max)
             .with_workers(a.workers)
             .with_resize_cache(!a.no_resize_cache)
-            .with_verbose(!a.quiet))
+            .with_verbose(!a.quiet);
+        if let Some((field, value, expected)) = recipe.width_problem() {
+            return Err(Error::InvalidArgument {
+                key: field.flag(),
+                value,
+                expected,
+            });
+        }
+        Ok(recipe)
     }
 }

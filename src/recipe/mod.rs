@@ -30,7 +30,7 @@ use fastburn_learner::{
     label_report, vision_learner, write_submission,
 };
 use fastburn_metrics::{FBetaMetric, ThresholdGrid, best_threshold, f2};
-use fastburn_models::{Arch, Body};
+use fastburn_models::{Arch, Body, Family};
 use serde::{Deserialize, Serialize};
 
 use crate::device::{DeviceChoice, DeviceSpec};
@@ -63,6 +63,31 @@ impl std::str::FromStr for Policy {
                 value: s.to_string(),
                 expected: "one-cycle, sgdr or fine-tune",
             }),
+        }
+    }
+}
+
+/// A width setting of the recipe ([`PlanetRecipe::base_width`], [`PlanetRecipe::width_mult`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WidthField {
+    BaseWidth,
+    WidthMult,
+}
+
+impl WidthField {
+    /// Its name in `recipe.json`.
+    pub(crate) fn recipe_key(self) -> &'static str {
+        match self {
+            WidthField::BaseWidth => "base_width",
+            WidthField::WidthMult => "width_mult",
+        }
+    }
+
+    /// Its command-line flag.
+    pub(crate) fn flag(self) -> &'static str {
+        match self {
+            WidthField::BaseWidth => "--width",
+            WidthField::WidthMult => "--width-mult",
         }
     }
 }
@@ -574,8 +599,52 @@ impl PlanetRecipe {
         Ok(plan)
     }
 
+    /// The width settings this architecture ignores or its weights cannot have: a ResNet's
+    /// `base_width` ≠ 64 with pretrained weights, `width_mult` ≠ 1 on a ResNet, `base_width`
+    /// ≠ 64 on MobileNetV2 / EfficientNet, ImageNet weights at `width_mult` ≠ 1. Returns the
+    /// field at fault, its value and what it must be.
+    pub(crate) fn width_problem(&self) -> Option<(WidthField, String, &'static str)> {
+        let resnet = self.arch.family() == Family::ResNet;
+        if resnet && self.width_mult != 1.0 {
+            return Some((
+                WidthField::WidthMult,
+                self.width_mult.to_string(),
+                "1.0 for a ResNet (its width is the base width)",
+            ));
+        }
+        if !resnet && self.base_width != 64 {
+            return Some((
+                WidthField::BaseWidth,
+                self.base_width.to_string(),
+                "64 for mobilenet_v2 / efficientnet_b0 (their width is the width multiplier)",
+            ));
+        }
+        if resnet && self.base_width != 64 && self.pretrained != Pretrained::None {
+            return Some((
+                WidthField::BaseWidth,
+                self.base_width.to_string(),
+                "64 with pretrained ResNet weights (torchvision's width)",
+            ));
+        }
+        if self.pretrained == Pretrained::ImageNet && self.width_mult != 1.0 {
+            return Some((
+                WidthField::WidthMult,
+                self.width_mult.to_string(),
+                "1.0 with ImageNet weights (torchvision publishes only that width)",
+            ));
+        }
+        None
+    }
+
     fn run_inner(&self, resume: bool) -> Result<RecipeReport> {
         let t_all = Instant::now();
+        if let Some((field, value, expected)) = self.width_problem() {
+            return Err(Error::InvalidArgument {
+                key: field.recipe_key(),
+                value,
+                expected,
+            });
+        }
         if self.sizes.is_empty() || self.sizes.iter().any(|&s| s < 32) {
             return Err(Error::InvalidArgument {
                 key: "sizes",

@@ -887,6 +887,28 @@ fn bad_flag_values_exit_2_naming_the_flag() {
         // Issue 13 item 13: used to abort on a huge allocation.
         (vec!["summary", "--size", "100000"], "--size"),
         (vec!["bench", "--iters", "0"], "--iters"),
+        // A width the architecture (or its weights) cannot have is refused, not ignored.
+        (
+            vec!["train", "--out", out_dir, "--arch", "mobilenet_v2", "--width", "8"],
+            "--width",
+        ),
+        (
+            vec!["train", "--out", out_dir, "--width-mult", "0.5"],
+            "--width-mult",
+        ),
+        (
+            vec![
+                "train", "--out", out_dir, "--width", "16", "--pretrained", "w.pth",
+            ],
+            "--width",
+        ),
+        (
+            vec![
+                "train", "--out", out_dir, "--arch", "efficientnet_b0", "--width-mult", "0.5",
+                "--pretrained", "imagenet",
+            ],
+            "--width-mult",
+        ),
         // `--devices` lists: a device twice, collectives where Burn has none, `--reduce`
         // without `--devices`, both `--device` and `--devices`.
         (
@@ -972,9 +994,7 @@ fn train_flags_reach_the_recipe() {
         "--out",
         "r",
         "--arch",
-        "resnet34",
-        "--width",
-        "16",
+        "mobilenet_v2",
         "--width-mult",
         "0.5",
         "--pretrained",
@@ -1014,8 +1034,7 @@ fn train_flags_reach_the_recipe() {
     assert_eq!(r.images, Some(PathBuf::from("img")));
     assert_eq!(r.test_images, Some(PathBuf::from("test")));
     assert_eq!(r.suffix, ".png");
-    assert_eq!(r.arch, fastburn::models::Arch::ResNet34);
-    assert_eq!(r.base_width, 16);
+    assert_eq!(r.arch, fastburn::models::Arch::MobileNetV2);
     assert_eq!(r.width_mult, 0.5);
     assert_eq!(
         r.pretrained,
@@ -1029,4 +1048,20 @@ fn train_flags_reach_the_recipe() {
     assert_eq!(r.device, fastburn::device::DeviceChoice::Flex);
     assert!(r.tta && !r.verbose && !r.resize_cache);
     assert_eq!(r.workers, 3);
+    // A ResNet's width, and a device list.
+    let cli = Cli::try_parse_from([
+        "fastburn", "train", "--out", "r", "--arch", "resnet34", "--width", "16", "--devices",
+        "flex,ndarray", "--reduce", "gather",
+    ])
+    .unwrap();
+    let fastburn_cli::Command::Train(args) = cli.command else {
+        panic!("not train")
+    };
+    let r = fastburn_cli::commands::train_recipe(&args).unwrap();
+    assert_eq!((r.arch, r.base_width), (fastburn::models::Arch::ResNet34, 16));
+    assert_eq!(
+        r.devices.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["flex", "ndarray"]
+    );
+    assert_eq!(r.reduce, fastburn::learner::Reduce::Gather);
 }
