@@ -62,8 +62,8 @@ pub mod prelude {
     };
     pub use crate::device::{DeviceChoice, DeviceSpec};
     pub use crate::learner::{
-        DataParallel, Learner, LearnerConfig, LrFindConfig, Lrs, OptimizerConfig, Suggest, Tta, load_learner,
-        vision_learner,
+        DataParallel, Learner, LearnerConfig, LrFindConfig, Lrs, OptimizerConfig, Suggest, Tta,
+        load_learner, vision_learner,
     };
     pub use crate::metrics::{Average, FBetaMetric, ThresholdGrid, f2, fbeta};
     pub use crate::models::Arch;

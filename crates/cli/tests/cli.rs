@@ -889,7 +889,15 @@ fn bad_flag_values_exit_2_naming_the_flag() {
         (vec!["bench", "--iters", "0"], "--iters"),
         // A width the architecture (or its weights) cannot have is refused, not ignored.
         (
-            vec!["train", "--out", out_dir, "--arch", "mobilenet_v2", "--width", "8"],
+            vec![
+                "train",
+                "--out",
+                out_dir,
+                "--arch",
+                "mobilenet_v2",
+                "--width",
+                "8",
+            ],
             "--width",
         ),
         (
@@ -898,14 +906,27 @@ fn bad_flag_values_exit_2_naming_the_flag() {
         ),
         (
             vec![
-                "train", "--out", out_dir, "--width", "16", "--pretrained", "w.pth",
+                "train",
+                "--out",
+                out_dir,
+                "--width",
+                "16",
+                "--pretrained",
+                "w.pth",
             ],
             "--width",
         ),
         (
             vec![
-                "train", "--out", out_dir, "--arch", "efficientnet_b0", "--width-mult", "0.5",
-                "--pretrained", "imagenet",
+                "train",
+                "--out",
+                out_dir,
+                "--arch",
+                "efficientnet_b0",
+                "--width-mult",
+                "0.5",
+                "--pretrained",
+                "imagenet",
             ],
             "--width-mult",
         ),
@@ -1050,17 +1071,33 @@ fn train_flags_reach_the_recipe() {
     assert_eq!(r.workers, 3);
     // A ResNet's width, and a device list.
     let cli = Cli::try_parse_from([
-        "fastburn", "train", "--out", "r", "--arch", "resnet34", "--width", "16", "--devices",
-        "flex,ndarray", "--reduce", "gather",
+        "fastburn",
+        "train",
+        "--out",
+        "r",
+        "--arch",
+        "resnet34",
+        "--width",
+        "16",
+        "--devices",
+        "flex,ndarray",
+        "--reduce",
+        "gather",
     ])
     .unwrap();
     let fastburn_cli::Command::Train(args) = cli.command else {
         panic!("not train")
     };
     let r = fastburn_cli::commands::train_recipe(&args).unwrap();
-    assert_eq!((r.arch, r.base_width), (fastburn::models::Arch::ResNet34, 16));
     assert_eq!(
-        r.devices.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        (r.arch, r.base_width),
+        (fastburn::models::Arch::ResNet34, 16)
+    );
+    assert_eq!(
+        r.devices
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         ["flex", "ndarray"]
     );
     assert_eq!(r.reduce, fastburn::learner::Reduce::Gather);
