@@ -322,3 +322,34 @@ fn schedules_step_once_per_global_batch() {
     }
     assert_eq!(dp.state().n_iter, one.state().n_iter);
 }
+
+/// The finder and precompute go through the same loop: on two devices the finder still
+/// restores weights and BatchNorm statistics bitwise, and a precomputed fit trains the head
+/// on cached activations sharded across the devices.
+#[test]
+fn lr_find_and_precompute_run_on_two_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = common::learner(dir.path(), 40, 32, 8);
+    l.set_data_parallel(Some(two_devices())).unwrap();
+    l.fit(1, 1e-3).unwrap();
+    let before = common::weights(&l);
+    let r = l
+        .lr_find(&fastburn_learner::LrFindConfig {
+            num_it: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!r.lrs.is_empty());
+    assert_eq!(
+        common::weights(&l).first_difference(&before),
+        None,
+        "weights and BatchNorm statistics restored bitwise"
+    );
+    l.freeze();
+    l.precompute().unwrap();
+    let head0 = common::weights(&l);
+    l.fit(1, 1e-2).unwrap();
+    assert!(l.is_precomputed());
+    assert_ne!(common::weights(&l), head0, "the head trained on the cache");
+    assert_eq!(l.history().len(), 2);
+}
