@@ -18,8 +18,9 @@ use burn::tensor::activation::{sigmoid, silu};
 use fastburn_kernels::{Activation, conv_bn, conv_forward};
 
 use crate::mobilenet::{
-    Act, BnConfig, ConvNorm, SeqItem, classifier_linear, classify, conv, conv_norm,
-    conv_norm_forward, sequential_module,
+    Act, BnConfig, ConvNorm, FeatureLayer, SeqItem, adapt_stem, classifier_linear, classify, conv,
+    conv_norm, conv_norm_forward, first_conv, last_out_channels, run_features, sequential_module,
+    split_groups,
 };
 use crate::module_enum::transparent_module_enum;
 use crate::{ChannelAdapt, Error, make_divisible};
@@ -301,6 +302,28 @@ impl EfficientNetLayer {
         match self {
             Self::Conv(cn) => cn.0.weight.lazy_shape()[0],
             Self::Stage(blocks) => blocks.last().expect("a stage has blocks").out_channels(),
+        }
+    }
+}
+
+impl FeatureLayer for EfficientNetLayer {
+    const NETWORK: &'static str = "EfficientNet";
+    fn run(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward(x)
+    }
+    fn channels_out(&self) -> usize {
+        self.out_channels()
+    }
+    fn conv_norm(&self) -> Option<&ConvNorm> {
+        match self {
+            Self::Conv(cn) => Some(cn),
+            Self::Stage(_) => None,
+        }
+    }
+    fn conv_norm_mut(&mut self) -> Option<&mut ConvNorm> {
+        match self {
+            Self::Conv(cn) => Some(cn),
+            Self::Stage(_) => None,
         }
     }
 }
@@ -628,34 +651,6 @@ impl EfficientNetBody {
     }
 }
 
-fn run_features(features: &[EfficientNetLayer], x: Tensor<4>) -> Tensor<4> {
-    features.iter().fold(x, |x, layer| layer.forward(x))
-}
-
-fn last_out_channels(features: &[EfficientNetLayer]) -> usize {
-    features
-        .last()
-        .expect("EfficientNet has features")
-        .out_channels()
-}
-
-fn first_conv(features: &[EfficientNetLayer]) -> &Conv2d {
-    match features.first() {
-        Some(EfficientNetLayer::Conv(cn)) => &cn.0,
-        _ => panic!("EfficientNet's features.0 must be its stem convolution"),
-    }
-}
-
-fn adapt_stem(features: &mut [EfficientNetLayer], n: usize, rule: ChannelAdapt) {
-    match features.first_mut() {
-        Some(EfficientNetLayer::Conv(cn)) => {
-            let conv = cn.0.clone();
-            cn.0 = crate::resnet::adapt_conv(conv, n, rule);
-        }
-        _ => panic!("EfficientNet's features.0 must be its stem convolution"),
-    }
-}
-
 impl crate::Backbone for EfficientNetBody {
     fn from_config(cfg: &crate::VisionModelConfig, device: &Device) -> Self {
         crate::body::efficientnet_config(cfg).init_body(device)
@@ -699,11 +694,7 @@ impl crate::Backbone for EfficientNetBody {
 
     /// `features.0–3` (stem and the stages up to 40 channels, stride 8) | `features.4–8`.
     fn groups(&self) -> [burn::module::ParamGroup; 2] {
-        let cut = EFFICIENTNET_SPLIT.min(self.features.len());
-        [
-            crate::body::ids(self.features[..cut].to_vec()),
-            crate::body::ids(self.features[cut..].to_vec()),
-        ]
+        split_groups(&self.features, EFFICIENTNET_SPLIT)
     }
 
     fn summary_rows(

@@ -542,6 +542,28 @@ impl MobileNetV2Layer {
     }
 }
 
+impl FeatureLayer for MobileNetV2Layer {
+    const NETWORK: &'static str = "MobileNetV2";
+    fn run(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward(x)
+    }
+    fn channels_out(&self) -> usize {
+        self.out_channels()
+    }
+    fn conv_norm(&self) -> Option<&ConvNorm> {
+        match self {
+            Self::Conv(cn) => Some(cn),
+            Self::InvertedResidual(_) => None,
+        }
+    }
+    fn conv_norm_mut(&mut self) -> Option<&mut ConvNorm> {
+        match self {
+            Self::Conv(cn) => Some(cn),
+            Self::InvertedResidual(_) => None,
+        }
+    }
+}
+
 impl MobileNetV2 {
     /// Logits: `classifier(avgpool(features(x)))`.
     ///
@@ -669,36 +691,63 @@ impl MobileNetV2Body {
     }
 }
 
-fn run_features(features: &[MobileNetV2Layer], x: Tensor<4>) -> Tensor<4> {
-    features.iter().fold(x, |x, layer| layer.forward(x))
+// ---------------------------------------------------------------------------------------
+// Pieces shared with EfficientNet.
+
+/// A layer of a torchvision `features` list whose first layer is the stem
+/// `Conv2dNormActivation` (MobileNetV2's and EfficientNet's): what the helpers below need.
+pub(crate) trait FeatureLayer: Module {
+    /// The network, for the panics of a malformed list.
+    const NETWORK: &'static str;
+    /// Runs the layer.
+    fn run(&self, x: Tensor<4>) -> Tensor<4>;
+    /// Output channels.
+    fn channels_out(&self) -> usize;
+    /// The `(conv, bn)` pair when the layer is a `Conv2dNormActivation`.
+    fn conv_norm_mut(&mut self) -> Option<&mut ConvNorm>;
+    /// The same, read-only.
+    fn conv_norm(&self) -> Option<&ConvNorm>;
 }
 
-fn last_out_channels(features: &[MobileNetV2Layer]) -> usize {
+pub(crate) fn run_features<L: FeatureLayer>(features: &[L], x: Tensor<4>) -> Tensor<4> {
+    features.iter().fold(x, |x, layer| layer.run(x))
+}
+
+pub(crate) fn last_out_channels<L: FeatureLayer>(features: &[L]) -> usize {
     features
         .last()
-        .expect("MobileNetV2 has features")
-        .out_channels()
+        .unwrap_or_else(|| panic!("{} has features", L::NETWORK))
+        .channels_out()
 }
 
-fn first_conv(features: &[MobileNetV2Layer]) -> &Conv2d {
-    match features.first() {
-        Some(MobileNetV2Layer::Conv(cn)) => &cn.0,
-        _ => panic!("MobileNetV2's features.0 must be its stem convolution"),
+pub(crate) fn first_conv<L: FeatureLayer>(features: &[L]) -> &Conv2d {
+    match features.first().and_then(FeatureLayer::conv_norm) {
+        Some(cn) => &cn.0,
+        None => panic!("{}'s features.0 must be its stem convolution", L::NETWORK),
     }
 }
 
-fn adapt_stem(features: &mut [MobileNetV2Layer], n: usize, rule: ChannelAdapt) {
-    match features.first_mut() {
-        Some(MobileNetV2Layer::Conv(cn)) => {
+pub(crate) fn adapt_stem<L: FeatureLayer>(features: &mut [L], n: usize, rule: ChannelAdapt) {
+    match features.first_mut().and_then(FeatureLayer::conv_norm_mut) {
+        Some(cn) => {
             let conv = cn.0.clone();
             cn.0 = crate::resnet::adapt_conv(conv, n, rule);
         }
-        _ => panic!("MobileNetV2's features.0 must be its stem convolution"),
+        None => panic!("{}'s features.0 must be its stem convolution", L::NETWORK),
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Pieces shared with EfficientNet.
+/// The two layer groups of a `features` list cut before index `cut`.
+pub(crate) fn split_groups<L: FeatureLayer + Clone>(
+    features: &[L],
+    cut: usize,
+) -> [burn::module::ParamGroup; 2] {
+    let cut = cut.min(features.len());
+    [
+        crate::body::ids(features[..cut].to_vec()),
+        crate::body::ids(features[cut..].to_vec()),
+    ]
+}
 
 /// BatchNorm's `eps` and `momentum`.
 #[derive(Debug, Clone, Copy)]
@@ -836,11 +885,7 @@ impl crate::Backbone for MobileNetV2Body {
 
     /// `features.0–6` (stem and the blocks up to 32 channels, stride 8) | `features.7–18`.
     fn groups(&self) -> [burn::module::ParamGroup; 2] {
-        let cut = MOBILENET_V2_SPLIT.min(self.features.len());
-        [
-            crate::body::ids(self.features[..cut].to_vec()),
-            crate::body::ids(self.features[cut..].to_vec()),
-        ]
+        split_groups(&self.features, MOBILENET_V2_SPLIT)
     }
 
     fn summary_rows(
