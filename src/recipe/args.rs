@@ -259,7 +259,7 @@ impl RecipeArgs {
         check(a.epochs > 0, "--epochs", a.epochs, "at least 1")?;
         check(a.width > 0, "--width", a.width, "at least 1")?;
         check(
-            a.width_mult.is_finite() && a.width_mult > 0.0 && a.width_mult <= 8.0,
+            fastburn_models::valid_width_mult(a.width_mult),
             "--width-mult",
             a.width_mult,
             "a channel multiplier in (0, 8]",

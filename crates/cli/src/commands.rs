@@ -239,7 +239,7 @@ pub fn lr_find(a: &LrFindArgs) -> Result<()> {
     dcfg.validate()?;
     let dls = dcfg.build(&list, &split);
     CliError::check(
-        a.width_mult.is_finite() && a.width_mult > 0.0 && a.width_mult <= 8.0,
+        fastburn::models::valid_width_mult(a.width_mult),
         "--width-mult",
         a.width_mult,
         "a channel multiplier in (0, 8]",
@@ -333,7 +333,7 @@ pub fn summary_cmd(a: &SummaryArgs) -> Result<()> {
     CliError::check(a.width > 0, "--width", a.width, "at least 1")?;
     CliError::check(a.bs > 0, "--bs", a.bs, "at least 1")?;
     CliError::check(
-        a.width_mult.is_finite() && a.width_mult > 0.0 && a.width_mult <= 8.0,
+        fastburn::models::valid_width_mult(a.width_mult),
         "--width-mult",
         a.width_mult,
         "a channel multiplier in (0, 8]",

@@ -2,7 +2,7 @@
 //! exit codes, stdout / stderr contracts and the files each subcommand promises.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use clap::Parser;
@@ -12,34 +12,8 @@ use fastburn::recipe::{PlanetRecipe, Policy};
 use fastburn_cli::Cli;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastburn");
-
-fn fastburn(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the fastburn binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts the exit status, showing stdout and stderr when it differs.
-#[track_caller]
-fn assert_status(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temp path")
-}
+mod common;
+use common::{assert_status, fastburn, s, text};
 
 /// A folder that lives as long as the test process (under cargo's target tmp dir).
 fn shared_dir() -> &'static Path {

@@ -4,40 +4,15 @@
 //! run starts frozen, unfreezes, exports, and `fastburn predict` reproduces its submission.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use fastburn::burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use fastburn::burn::tensor::{Device, Tensor};
 use fastburn::models::{Arch, Body, EfficientNetConfig, MobileNetV2Config, VisionModelConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastburn");
 const WIDTH_MULT: f64 = 0.25;
 
-fn fastburn(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the fastburn binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[track_caller]
-fn assert_status(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temp path")
-}
+mod common;
+use common::{assert_status, fastburn, s, text};
 
 /// A freshly initialised body of `arch` saved as torchvision names it, `features.*` only.
 fn write_pretrained(arch: Arch, path: &Path) {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use fastburn_cli::Cli;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastburn");
+mod common;
+use common::{BIN, s, text};
 
 /// Two sizes of two one-cycle epochs each, on 96 synthetic 32-px chips (9 batches an
 /// epoch: long enough to be killed inside one), without TTA.
@@ -37,14 +38,6 @@ const ARGS: &[&str] = &[
     "--no-tta",
     "--quiet",
 ];
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temp path")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[track_caller]
 fn assert_ok(out: &Output) {

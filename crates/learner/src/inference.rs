@@ -233,8 +233,7 @@ impl ExportMeta {
         if !(1..=1024).contains(&m.base_width) {
             return bad("model.base_width", m.base_width.to_string(), "in 1..=1024");
         }
-        if !(m.width_mult.is_finite() && (0.0..=8.0).contains(&m.width_mult) && m.width_mult > 0.0)
-        {
+        if !fastburn_models::valid_width_mult(m.width_mult) {
             return bad(
                 "model.width_mult",
                 m.width_mult.to_string(),

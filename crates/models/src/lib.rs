@@ -97,7 +97,7 @@ pub use import::{
 };
 pub use mobilenet::{
     ConvNorm, InvertedResidual, MobileNetV2, MobileNetV2Body, MobileNetV2Config, MobileNetV2Layer,
-    make_divisible,
+    make_divisible, valid_width_mult,
 };
 pub use resnet::{Block, ChannelAdapt, ResNet, ResNetBody, ResNetConfig};
 pub use summary::{LayerSummary, Summarize, Summary, num_parameters, summary};

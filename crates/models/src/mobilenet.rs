@@ -43,6 +43,19 @@ use crate::{ChannelAdapt, Error};
 /// EfficientNet block's projection.
 pub type ConvNorm = (Conv2d, BatchNorm);
 
+/// Whether `m` is a usable channel multiplier (`width_mult`) for MobileNetV2 and
+/// EfficientNet: finite, above 0 and at most 8. The CLI, the recipe and export bundles
+/// check flags and files with it.
+///
+/// ```
+/// use fastburn_models::valid_width_mult;
+/// assert!(valid_width_mult(1.0) && valid_width_mult(0.25) && valid_width_mult(8.0));
+/// assert!(!valid_width_mult(0.0) && !valid_width_mult(8.5) && !valid_width_mult(f64::NAN));
+/// ```
+pub fn valid_width_mult(m: f64) -> bool {
+    m.is_finite() && m > 0.0 && m <= 8.0
+}
+
 /// torchvision's (and TensorFlow's) `_make_divisible`: `v` rounded to the nearest multiple
 /// of `divisor`, at least `divisor`, and never more than 10 % below `v`.
 ///
